@@ -19,7 +19,7 @@ class PythonTool(Tool):
     Config: ``backend`` (auto|bwrap|rlimit|docker|unsafe), ``session`` (state kept across calls within an
     episode; ``reset()`` clears it, ``clone()`` copies it), ``timeout_s``, ``print_last_expr`` (ARPO: a bare
     final expression is printed), ``python`` (interpreter to sandbox), ``allow_unsafe``, ``image`` (docker),
-    and ``SandboxLimits`` fields (``memory_mb``, ``cpu_s``, ``fsize_mb``, ``nofile``, ``nproc``,
+    ``prestart`` (idle sandboxes kept started ahead of need; 0 disables), and ``SandboxLimits`` fields (``memory_mb``, ``cpu_s``, ``fsize_mb``, ``nofile``, ``nproc``,
     ``max_output_chars``, ``tmp_size_mb``).
     """
 
@@ -44,6 +44,7 @@ class PythonTool(Tool):
         python: str | None = None,
         allow_unsafe: bool = False,
         image: str | None = None,
+        prestart: int = 1,
         **limits: Any,
     ) -> None:
         if backend not in BACKENDS:
@@ -59,6 +60,7 @@ class PythonTool(Tool):
             python=python,
             allow_unsafe=allow_unsafe,
             image=image,
+            prestart=prestart,
             **limits,
         )
         self.use_session = bool(session)

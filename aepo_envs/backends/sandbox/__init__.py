@@ -42,7 +42,7 @@ def bwrap_probe(python: str | None = None) -> str | None:
     """None if bwrap can run the worker here (a real sandboxed ``print(6*7)``), else why not. Cached."""
     if find_bwrap() is None:
         return "the bwrap binary is not installed (apt-get install bubblewrap)"
-    box = ProcessSandbox(BwrapLauncher(), SandboxLimits(timeout_s=30.0), python=python)
+    box = ProcessSandbox(BwrapLauncher(), SandboxLimits(timeout_s=30.0), python=python, prestart=0)
     try:
         result = box.run("print(6*7)")
     except BackendUnavailable as exc:
@@ -61,9 +61,11 @@ def make_sandbox(
     python: str | None = None,
     allow_unsafe: bool = False,
     image: str | None = None,
+    prestart: int = 1,
     **limits: Any,
 ) -> SandboxBase:
-    """Build a sandbox. ``limits`` are ``SandboxLimits`` fields; ``python`` is the interpreter to sandbox.
+    """Build a sandbox. ``limits`` are ``SandboxLimits`` fields; ``python`` is the interpreter to sandbox;
+    ``prestart`` idle workers per mode are kept started ahead of need (0: start each one on demand).
 
     Raises ``BackendUnavailable`` when the requested back-end cannot run here, ``ValueError``/``TypeError``
     for bad config.
@@ -84,11 +86,11 @@ def make_sandbox(
         log.warning(
             "python sandbox: backend 'unsafe' isolates nothing: %s", ", ".join(UnsafeLauncher.not_isolated)
         )
-        return ProcessSandbox(UnsafeLauncher(), lim, print_last_expr, python)
+        return ProcessSandbox(UnsafeLauncher(), lim, print_last_expr, python, prestart)
     if backend in ("auto", "bwrap"):
         problem = bwrap_probe(python)
         if problem is None:
-            return ProcessSandbox(BwrapLauncher(), lim, print_last_expr, python)
+            return ProcessSandbox(BwrapLauncher(), lim, print_last_expr, python, prestart)
         if backend == "bwrap":
             raise BackendUnavailable(f"bwrap sandbox unavailable: {problem}")
         log.warning(
@@ -96,4 +98,4 @@ def make_sandbox(
             problem,
             ", ".join(RlimitLauncher.not_isolated),
         )
-    return ProcessSandbox(RlimitLauncher(), lim, print_last_expr, python)
+    return ProcessSandbox(RlimitLauncher(), lim, print_last_expr, python, prestart)

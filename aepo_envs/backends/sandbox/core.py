@@ -10,6 +10,7 @@ from aepo_envs.backends.base import BackendUnavailable, ExecResult
 from aepo_envs.backends.sandbox.interpreter import Interpreter, describe
 from aepo_envs.backends.sandbox.launch import MAX_CODE_CHARS, Collected, Launcher, WorkerProcess
 from aepo_envs.backends.sandbox.limits import SandboxLimits
+from aepo_envs.backends.sandbox.pool import SparePool
 from aepo_envs.backends.sandbox.session import PythonSession, WorkerSession
 
 
@@ -44,6 +45,9 @@ class SandboxBase:
     def open_session(self) -> PythonSession:
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what the sandbox holds between runs (pre-started workers). Idempotent."""
+
     def make_result(self, col: Collected, exit_code: int, timed_out: bool, notes: list[str]) -> ExecResult:
         """Assemble an ExecResult: capped streams, truncation markers, and readable notes in stderr."""
         cap = self.limits.max_output_chars
@@ -67,7 +71,11 @@ class SandboxBase:
 
 
 class ProcessSandbox(SandboxBase):
-    """A sandbox whose worker is a local process started by a launcher (bwrap, rlimit, unsafe)."""
+    """A sandbox whose worker is a local process started by a launcher (bwrap, rlimit, unsafe).
+
+    ``prestart`` workers per mode (cold run, session) are started ahead of need in a background thread, so a
+    run does not wait for the sandbox to come up; each still serves exactly one run or one session.
+    """
 
     def __init__(
         self,
@@ -75,6 +83,7 @@ class ProcessSandbox(SandboxBase):
         limits: SandboxLimits,
         print_last_expr: bool = True,
         python: str | None = None,
+        prestart: int = 1,
     ) -> None:
         super().__init__(limits, print_last_expr)
         self.launcher = launcher
@@ -83,6 +92,17 @@ class ProcessSandbox(SandboxBase):
         self.python = python
         self._interp: Interpreter | None = None
         self._lock = threading.Lock()
+        self._spares = SparePool(self._start_worker, prestart)
+
+    def _start_worker(self, mode: str) -> WorkerProcess:
+        return WorkerProcess(self.launcher, self.interpreter(), self.limits, mode)
+
+    def worker(self, mode: str) -> WorkerProcess:
+        """A fresh worker for one cold run (``once``) or one session (``serve``): a spare if one is waiting."""
+        return self._spares.take(mode) or self._start_worker(mode)
+
+    def close(self) -> None:
+        self._spares.close()
 
     def interpreter(self) -> Interpreter:
         with self._lock:
@@ -99,7 +119,7 @@ class ProcessSandbox(SandboxBase):
                 backend=self.backend,
             )
         start = time.monotonic()
-        worker = WorkerProcess(self.launcher, self.interpreter(), self.limits, "once")
+        worker = self.worker("once")
         try:
             worker.send({"code": code, "print_last_expr": self.print_last_expr, "replay": list(replay)})
             worker.close_requests()

@@ -326,6 +326,17 @@ class WorkerProcess:
                     stream.close()
         self._run_cleanup()
 
+    def forget(self) -> None:
+        """In a forked child: drop this process's copies of the parent's worker pipes, killing nothing."""
+        self._inner_pid = None
+        self._cleanup = None
+        self._close_fds((self._req_w, self._rep_r))
+        self._req_w = self._rep_r = -1
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
     def returncode(self, timeout: float) -> int | None:
         try:
             return self.proc.wait(timeout=timeout)

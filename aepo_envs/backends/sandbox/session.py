@@ -94,9 +94,7 @@ class WorkerSession(PythonSession):
         return worker is not None and worker.alive
 
     def _start(self) -> list[str]:
-        worker = WorkerProcess(
-            self._sandbox.launcher, self._sandbox.interpreter(), self._sandbox.limits, "serve"
-        )
+        worker = self._sandbox.worker("serve")
         ready = worker.wait_ready(time.monotonic() + STARTUP_TIMEOUT_S)
         if not (ready.reply and ready.reply.get("ready")):
             worker.kill()

@@ -57,15 +57,24 @@ def collate(rows: Sequence[RolloutRow], pad_id: int) -> TokenBatch:
 def policy_logprobs(
     model: torch.nn.Module, batch: TokenBatch, *, temperature: float = 1.0, with_entropy: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-prob of each response token and the exact entropy of the (temperature-scaled) policy at it."""
-    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
-    logits = out.logits[:, :-1, :].float()
+    """Log-prob of each response token and the exact entropy of the (temperature-scaled) policy at it.
+
+    Logits are computed only from the first response position of the batch on (``logits_to_keep``): prompt
+    positions would cost a full-vocabulary row each and are never used.
+    """
+    total = batch.input_ids.shape[1]
+    first = int(batch.prompt_lens.min()) - 1  # logits at prompt_len - 1 predict the first response token
+    keep = total - first
+    out = model(
+        input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False, logits_to_keep=keep
+    )
+    logits = out.logits[:, : keep - 1, :].float()  # positions first .. total - 2
     if temperature != 1.0:
         logits = logits / temperature
-    targets = batch.input_ids[:, 1:]
+    targets = batch.input_ids[:, first + 1 :]
     b, t_resp = batch.response_ids.shape
     # response token j of row i sits at position prompt_len + j; its logits are at prompt_len + j - 1.
-    pos = batch.prompt_lens[:, None] - 1 + torch.arange(t_resp)[None, :]
+    pos = batch.prompt_lens[:, None] - 1 - first + torch.arange(t_resp)[None, :]
     pos = pos.clamp(max=logits.shape[1] - 1)
     sel = logits.gather(1, pos[:, :, None].expand(b, t_resp, logits.shape[-1]))
     logz = torch.logsumexp(sel, dim=-1)

@@ -2,6 +2,7 @@
 
     aepo train CONFIG.yaml [--set section.key=value ...]
     aepo eval CONFIG.yaml [--set ...] [--checkpoint latest|PATH]
+    aepo sft CONFIG.yaml --out DIR [--set ...]     (the config's warm start alone, saved as a model dir)
     aepo models fetch NAME
 """
 
@@ -17,13 +18,16 @@ from pathlib import Path
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aepo", description="AEPO/ARPO training of tool-using LLMs")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in (("train", "train a policy"), ("eval", "evaluate a policy (pass@k)")):
+    for name, help_text in (("train", "train a policy"), ("eval", "evaluate a policy (pass@k)"),
+                            ("sft", "run the config's warm start (cold-start SFT) and save the model")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("config", help="YAML config (see examples/configs/)")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set train.steps=3")
         if name == "eval":
             p.add_argument("--checkpoint", default="latest", help="'latest' of the run dir, 'none', or a path")
+        if name == "sft":
+            p.add_argument("--out", required=True, help="directory for the fine-tuned model (usable as model.name)")
     models = sub.add_parser("models", help="model cache")
     models.add_argument("action", choices=["fetch"])
     models.add_argument("name")
@@ -42,6 +46,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = load_config(args.config, args.overrides)
     trainer = Trainer(cfg)
     try:
+        if args.command == "sft":
+            if cfg.warm_start.sft_steps == 0:
+                raise SystemExit("aepo sft: warm_start.sft_steps is 0 in this config; set it, e.g. "
+                                 "--set warm_start.sft_steps=12")
+            losses = trainer.warm_start()
+            trainer.model.save_pretrained(args.out)
+            trainer.tokenizer.save_pretrained(args.out)
+            print(f"SFT loss {losses[0]:.3f} -> {losses[-1]:.3f} over {len(losses)} steps; model saved to {args.out}")
+            return 0
         if args.command == "train":
             step = trainer.maybe_resume()
             if step:

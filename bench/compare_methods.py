@@ -2,6 +2,8 @@
 
 Prints mean reward and branch statistics per method (mean ± std across seeds).
 Usage: python bench/compare_methods.py [--steps 2 --seeds 0,1,2 --prompts 1 --n 4 --threads 1]
+       python bench/compare_methods.py --model DIR --response-prefix "" --branch-source previous_segment
+(DIR from ``aepo sft examples/configs/quickstart.yaml --out DIR``: a warm-started model that calls tools itself)
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ def main() -> int:
                         help="after_tool (default here) branches at the forced tool result; previous_segment (the "
                         "released rule) only after a tool call the model wrote itself, which SmolLM2 never does")
     parser.add_argument("--response-prefix", default=FORCED_TOOL_CALL)
+    parser.add_argument("--model", default=None, help="model name or dir (default: the config's)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; 1 by default because the machine is shared (raise it on an idle one)")
     args = parser.parse_args()
@@ -108,16 +111,17 @@ def main() -> int:
     from aepo_agent.trainer.trainer import load_policy
 
     torch.set_num_threads(args.threads)
-    base = load_config(args.config, [])
+    base = load_config(args.config, [f"model.name={json.dumps(args.model)}"] if args.model else [])
     model, tokenizer = load_policy(base)
     pristine = {k: v.detach().clone() for k, v in model.state_dict().items()}
     print(f"{args.config}: {', '.join(methods)} x seeds {seeds}, K={args.steps} steps, {args.prompts} prompts/step "
           f"x n={args.n}, max_response_tokens={args.max_response_tokens}, {args.threads} threads, "
           f"model {base.model.name}, env {base.env.id} {base.env.kwargs}")
-    print(f"response_prefix={args.response_prefix!r}: a forced, complete first tool call (run by the env's real "
-          f"sandbox, masked out of the loss), so tool results and branching happen; branch source "
-          f"{args.branch_source}. Every run starts from the same pristine weights; a seed sees the same prompts "
-          "under every method.")
+    if args.response_prefix:
+        print(f"response_prefix={args.response_prefix!r}: a forced, complete first tool call (run by the env's "
+              "real sandbox, masked out of the loss), so tool results and branching happen.")
+    print(f"Branch source {args.branch_source}. Every run starts from the same pristine weights; a seed sees the "
+          "same prompts under every method.")
     started = time.perf_counter()
     results: dict[str, list[list[dict[str, Any]]]] = {m: [] for m in methods}
     with tempfile.TemporaryDirectory(prefix="aepo-compare-") as tmp:

@@ -96,6 +96,18 @@ class TrainSection(_Section):
     plot: bool = True
 
 
+class WarmStartSection(_Section):
+    """Cold-start SFT on oracle demonstrations of the env's world before RL (off when ``sft_steps`` is 0)."""
+
+    sft_steps: int = Field(default=0, ge=0)
+    demos: int = Field(default=64, ge=1)  # oracle episodes played for the demonstration set
+    lr: float = Field(default=1e-4, gt=0)
+    batch_size: int = Field(default=8, ge=1)
+    micro_batch_size: int = Field(default=4, ge=1)
+    # Merged over env.kwargs for the demonstration env; the default world seed keeps RL's tasks unseen.
+    env_kwargs: dict[str, Any] = Field(default_factory=lambda: {"world_kwargs": {"seed": 1}})
+
+
 class EvalSection(_Section):
     n: int = 4
     k: list[int] = Field(default_factory=lambda: [1, 4])
@@ -119,6 +131,7 @@ class TrainConfig(_Section):
     rollout: RolloutSection = Field(default_factory=RolloutSection)
     algo: AlgoSection = Field(default_factory=AlgoSection)
     train: TrainSection = Field(default_factory=TrainSection)
+    warm_start: WarmStartSection = Field(default_factory=WarmStartSection)
     eval: EvalSection = Field(default_factory=EvalSection)
 
     @model_validator(mode="after")

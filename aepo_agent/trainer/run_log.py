@@ -39,6 +39,17 @@ class RunLogger:
                     self._tb.add_scalar(key, value, step)
             self._tb.flush()
 
+    def log_event(self, name: str, record: dict[str, Any]) -> None:
+        """Append a record to ``<name>.jsonl`` (phases outside the RL steps, e.g. the warm start)."""
+        with (self.run_dir / f"{name}.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            index = next((v for k, v in record.items() if k.endswith("_step") and isinstance(v, int)), 0)
+            for key, value in record.items():
+                if isinstance(value, int | float) and not key.endswith("_step"):
+                    self._tb.add_scalar(key, value, index)
+            self._tb.flush()
+
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()

@@ -62,6 +62,17 @@ def build_engine(cfg: TrainConfig, model: torch.nn.Module, tokenizer: Any) -> En
     return VLLMEngine(str(resolve_model(cfg.model.name)), **cfg.engine.vllm_kwargs)
 
 
+def merge_kwargs(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` deep-merged into a copy of ``base`` (nested dicts merge, other values replace)."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_kwargs(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 class DataOrder:
     """The task order: a seeded permutation per epoch, so step k always sees the same prompts (exact resume)."""
 
@@ -127,10 +138,37 @@ class Trainer:
         return self.start_step
 
     # ---------------------------------------------------------------------------------------- loop
+    def warm_start(self) -> list[float]:
+        """Cold-start SFT per ``warm_start`` (only on a fresh run: a checkpoint already contains it)."""
+        ws = self.cfg.warm_start
+        if ws.sft_steps == 0 or self.start_step > 0:
+            return []
+        from aepo_agent.rollout.demos import oracle_rows
+        from aepo_agent.trainer.warm_start import sft_steps
+
+        env = gym.make(self.cfg.env.id, **merge_kwargs(self.cfg.env.kwargs, ws.env_kwargs))
+        try:
+            rows = oracle_rows(env, self.tokenizer, range(min(ws.demos, len(env.unwrapped.tasks))))
+        finally:
+            env.close()
+        bar = tqdm(total=ws.sft_steps, desc="aepo warm start (SFT)", dynamic_ncols=True)
+
+        def log(step: int, metrics: dict[str, Any]) -> None:
+            self.logger.log_event("warm_start", {"sft_step": step, **metrics})
+            bar.update(1)
+            bar.set_postfix(loss=f"{metrics['sft/loss']:.3f}")
+
+        losses = sft_steps(self.model, rows, pad_id=self.pad_id, steps=ws.sft_steps, lr=ws.lr,
+                           batch_size=ws.batch_size, micro_batch_size=ws.micro_batch_size,
+                           seed=self.cfg.seed, grad_clip=self.cfg.train.grad_clip, log=log)
+        bar.close()
+        return losses
+
     def train(self) -> list[dict[str, Any]]:
         """Run from the current step to ``train.steps``; returns the per-step metrics."""
         cfg = self.cfg
         history = []
+        self.warm_start()
         bar = tqdm(range(self.start_step, cfg.train.steps), desc="aepo train", initial=self.start_step,
                    total=cfg.train.steps, dynamic_ncols=True)
         for step in bar:

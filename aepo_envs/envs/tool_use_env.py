@@ -96,6 +96,11 @@ class ToolUseEnv(gym.Env[str, str]):
         return tuple(self._tasks)
 
     @property
+    def current_task(self) -> TaskRow | None:
+        """The task of the current episode (None before the first reset); scripted agents read it."""
+        return getattr(self, "_row", None)
+
+    @property
     def stop_strings(self) -> tuple[str, ...]:
         """Strings an engine should stop on (closing tags); the env expects them included in the action."""
         return self._parser.stop_strings

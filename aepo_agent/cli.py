@@ -44,12 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from aepo_agent.trainer import Trainer, load_config
 
     cfg = load_config(args.config, args.overrides)
+    if args.command == "sft" and cfg.warm_start.sft_steps == 0:
+        print("aepo sft: warm_start.sft_steps is 0 in this config; set it, e.g. --set warm_start.sft_steps=5",
+              file=sys.stderr)
+        return 2
     trainer = Trainer(cfg)
     try:
         if args.command == "sft":
-            if cfg.warm_start.sft_steps == 0:
-                raise SystemExit("aepo sft: warm_start.sft_steps is 0 in this config; set it, e.g. "
-                                 "--set warm_start.sft_steps=12")
             losses = trainer.warm_start()
             trainer.model.save_pretrained(args.out)
             trainer.tokenizer.save_pretrained(args.out)

@@ -2,11 +2,15 @@
 
 Same prompts, n, max_response_tokens and seed for every mode; modes interleaved per repetition, medians reported.
 Usage: python bench/bench_rollout.py [--prompts 2 --n 8 --max-response-tokens 128 --reps 3 --threads 1]
+With a warm-started model that calls tools itself (``aepo sft examples/configs/quickstart.yaml --out DIR``):
+       python bench/bench_rollout.py --model DIR --response-prefix "" --branch-source previous_segment \
+           --env-kwargs '{"max_turns": 4, "world_kwargs": {"kinds": ["product", "modpow"], "levels": [1, 2]}}'
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -44,6 +48,7 @@ def _measure(engine: Any, envs: list[Any], mode: str, args: argparse.Namespace, 
         n=args.n,
         initial_rollouts=args.n if mode == "flat" else args.initial,
         branch_entropy_source=args.branch_source,
+        fill=args.fill,
         response_prefix=args.response_prefix,
         max_response_tokens=args.max_response_tokens,
         segment_max_tokens=args.segment_max_tokens,
@@ -96,6 +101,9 @@ def main() -> int:
                         help="after_tool (default here) branches at the forced tool result; previous_segment (the "
                         "released rule) only after a tool call the model wrote itself, which SmolLM2 never does")
     parser.add_argument("--response-prefix", default=FORCED_TOOL_CALL)
+    parser.add_argument("--fill", default="per_round", choices=["per_round", "all"],
+                        help="tree groups short of n when all paths ended: released per_round, or the paper's all")
+    parser.add_argument("--env-kwargs", default='{"max_turns": 4}', help="JSON kwargs for gym.make (CalcQA)")
     parser.add_argument("--max-response-tokens", type=int, default=128)
     parser.add_argument("--segment-max-tokens", type=int, default=64)
     parser.add_argument("--reps", type=int, default=3)
@@ -122,17 +130,18 @@ def main() -> int:
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     engine = HFEngine(model, tokenizer=tokenizer, max_batch=args.max_batch)
     engine.generate([tokenizer.encode("Hello")], SamplingParams(max_tokens=4, seed=0))  # warm-up
-    envs = [gym.make("AEPO/CalcQA-v0", max_turns=4) for _ in range(args.prompts)]
+    envs = [gym.make("AEPO/CalcQA-v0", **json.loads(args.env_kwargs)) for _ in range(args.prompts)]
 
     modes = ["flat"] + [m.strip() for m in args.tree_modes.split(",") if m.strip()]
     print(f"CalcQA, {args.prompts} prompts x n={args.n} trajectories (tree: {args.initial} global samples + "
           f"branches), max_response_tokens={args.max_response_tokens}, segment_max_tokens={args.segment_max_tokens}, "
           f"branch source {args.branch_source}, {args.reps} reps interleaved, {args.threads} threads, "
           f"model {args.model}, HFEngine float32 CPU")
-    print(f"response_prefix={args.response_prefix!r}: a forced, complete first tool call (run by the env's real "
-          "sandbox, masked out of the loss) so every trajectory has a tool result to branch on; SmolLM2 rarely "
-          "writes tool tags itself. Branch decisions use the entropy after that tool result "
-          f"(branch source {args.branch_source}).")
+    if args.response_prefix:
+        print(f"response_prefix={args.response_prefix!r}: a forced, complete first tool call (run by the env's "
+              "real sandbox, masked out of the loss) so every trajectory has a tool result to branch on; the base "
+              "SmolLM2 rarely writes tool tags itself.")
+    print(f"Branch source {args.branch_source}, fill rule {args.fill}, engine max_batch {args.max_batch}.")
     runs: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
     for rep in range(args.reps):
         order = modes[rep % len(modes):] + modes[: rep % len(modes)]  # rotate so no mode always runs first

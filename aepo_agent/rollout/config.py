@@ -24,6 +24,9 @@ class RolloutConfig:
     consecutive_penalty: float = 0.05  # P^(l) slope
     dynamic_rollouts: bool = False  # pre-monitoring (released scripts: off)
     premonitor_beta: float = 0.5
+    # A group whose paths all ended short of n: released code adds one fresh global sample per round
+    # ("per_round"); the paper fills the whole remainder at once ("all", far fewer sequential rounds).
+    fill: Literal["per_round", "all"] = "per_round"
     keep_monitor_rollout: bool = False  # Appendix C.4: reuse the monitoring trajectory as a global sample
     # Generation
     response_prefix: str = ""  # forced opening of every response (e.g. "<think>"); masked out of the loss
@@ -46,6 +49,8 @@ class RolloutConfig:
             raise ValueError("rollout.beam_size must be >= 1 (clones per branch point = beam_size - 1)")
         if self.branch_entropy_source not in ("previous_segment", "after_tool"):
             raise ValueError("rollout.branch_entropy_source must be 'previous_segment' or 'after_tool'")
+        if self.fill not in ("per_round", "all"):
+            raise ValueError("rollout.fill must be 'per_round' (released code) or 'all' (paper)")
         if self.entropy_reduction not in ("sum", "mean"):
             raise ValueError("rollout.entropy_reduction must be 'sum' or 'mean'")
         if self.max_response_tokens < 1 or self.segment_max_tokens < 1:

@@ -162,9 +162,11 @@ class TreeRollout:
         for traj, left, out in zip(active, remaining, outputs, strict=True):
             self._advance(by_gid[traj.group], traj, out[0], left, allow_branch)
         if allow_branch:
-            for g in groups:  # fill: a prompt with no active path gets one fresh global sample per round
+            for g in groups:  # fill: a prompt with no active path gets fresh global samples
                 if g.count < g.target and all(t.done for t in g.trajs):
                     self._new_trajectory(g)
+                    while cfg.fill == "all" and g.count < g.target:
+                        self._new_trajectory(g)
             if any(g.gained for g in groups):
                 for g in groups:
                     g.run = g.run + 1 if g.gained else 0

@@ -47,6 +47,7 @@ class RolloutSection(_Section):
     consecutive_penalty: float = 0.05
     dynamic_rollouts: bool = False
     premonitor_beta: float = 0.5
+    fill: Literal["per_round", "all"] = "per_round"
     keep_monitor_rollout: bool = False
     response_prefix: str = ""
     max_response_tokens: int = 512

@@ -72,7 +72,8 @@ def test_train_steps_log_checkpoint_and_eval(tmp_path, smollm):
     from aepo_agent.trainer import Trainer
 
     model, tok = smollm
-    cfg = load_config(_write_cfg(tmp_path), ["train.steps=2", "train.save_every=2"])
+    cfg = load_config(_write_cfg(tmp_path), ["train.steps=2", "train.save_every=2", "warm_start.sft_steps=1",
+                                              "warm_start.demos=4", "warm_start.batch_size=2"])
     before = {k: v.clone() for k, v in model.state_dict().items()}
     trainer = Trainer(cfg, model=model, tokenizer=tok)
     try:
@@ -88,6 +89,8 @@ def test_train_steps_log_checkpoint_and_eval(tmp_path, smollm):
     run = tmp_path / "run"
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(ln)["step"] for ln in lines] == [0, 1]
+    sft = [json.loads(ln) for ln in (run / "warm_start.jsonl").read_text().splitlines()]
+    assert [r["sft_step"] for r in sft] == [0] and sft[0]["sft/loss"] > 0
     assert (run / "checkpoints" / "latest.json").is_file()
     assert (run / "training.png").stat().st_size > 1000
     assert any((run / "tensorboard").iterdir())

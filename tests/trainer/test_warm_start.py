@@ -65,3 +65,13 @@ def test_merge_kwargs_is_deep() -> None:
     assert merge_kwargs(base, {"world_kwargs": {"seed": 1}}) == {
         "max_turns": 4, "world_kwargs": {"seed": 1, "kinds": ["product"]}}
     assert base["world_kwargs"]["seed"] == 0
+
+
+def test_sft_cli_needs_steps(tmp_path, capsys) -> None:
+    from aepo_agent.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("run_dir: " + str(tmp_path / "run") + "\n")
+    assert main(["sft", str(cfg), "--out", str(tmp_path / "m")]) == 2
+    assert "warm_start.sft_steps is 0" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

@@ -104,3 +104,18 @@ def test_bad_prestart_names_the_fix(size: object) -> None:
         SparePool(lambda mode: None, size)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="prestart"):
         make_sandbox("rlimit", prestart=size)  # type: ignore[arg-type]
+
+
+def test_session_started_on_a_thread_that_ends_keeps_its_state(box_factory) -> None:
+    # Also without spares: every worker starts on the long-lived spawner thread, never on the caller's.
+    box = box_factory("bwrap", prestart=0)
+    session = box.open_session()
+    try:
+        starter = threading.Thread(target=session.run, args=("x = 41", 15))
+        starter.start()
+        starter.join()
+        time.sleep(0.5)
+        result = session.run("x + 1", 15)
+        assert result.stdout == "42\n", result
+    finally:
+        session.close()

@@ -10,7 +10,7 @@ from aepo_envs.backends.base import BackendUnavailable, ExecResult
 from aepo_envs.backends.sandbox.interpreter import Interpreter, describe
 from aepo_envs.backends.sandbox.launch import MAX_CODE_CHARS, Collected, Launcher, WorkerProcess
 from aepo_envs.backends.sandbox.limits import SandboxLimits
-from aepo_envs.backends.sandbox.pool import SparePool
+from aepo_envs.backends.sandbox.pool import SparePool, on_spawner
 from aepo_envs.backends.sandbox.session import PythonSession, WorkerSession
 
 
@@ -98,8 +98,9 @@ class ProcessSandbox(SandboxBase):
         return WorkerProcess(self.launcher, self.interpreter(), self.limits, mode)
 
     def worker(self, mode: str) -> WorkerProcess:
-        """A fresh worker for one cold run (``once``) or one session (``serve``): a spare if one is waiting."""
-        return self._spares.take(mode) or self._start_worker(mode)
+        """A fresh worker for one cold run (``once``) or one session (``serve``): a spare if one is waiting,
+        else one started now on the long-lived spawner thread (so a caller's short-lived thread can end)."""
+        return self._spares.take(mode) or on_spawner(lambda: self._start_worker(mode))
 
     def close(self) -> None:
         self._spares.close()

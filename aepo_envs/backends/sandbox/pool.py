@@ -16,10 +16,13 @@ import queue
 import threading
 import weakref
 from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TypeVar
 
 from aepo_envs.backends.sandbox.launch import WorkerProcess
 
 MODES = ("once", "serve")
+T = TypeVar("T")
 _POOLS: weakref.WeakSet[SparePool] = weakref.WeakSet()
 _spawner_lock = threading.Lock()
 _spawner: tuple[int, queue.SimpleQueue[Callable[[], None]]] | None = None
@@ -28,6 +31,23 @@ _spawner: tuple[int, queue.SimpleQueue[Callable[[], None]]] | None = None
 def _spawner_loop(jobs: queue.SimpleQueue[Callable[[], None]]) -> None:
     while True:
         jobs.get()()
+
+
+def on_spawner(fn: Callable[[], T]) -> T:
+    """Call ``fn`` on the spawner thread and return its result: a sandbox started there outlives the caller's
+    thread (``--die-with-parent`` follows the spawning thread, not the process)."""
+    if threading.current_thread().name == "sandbox-spawner":
+        return fn()
+    future: Future[T] = Future()
+
+    def job() -> None:
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # handed to the caller, raised there
+            future.set_exception(exc)
+
+    _submit(job)
+    return future.result()
 
 
 def _submit(job: Callable[[], None]) -> None:

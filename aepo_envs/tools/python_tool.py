@@ -19,8 +19,8 @@ class PythonTool(Tool):
     Config: ``backend`` (auto|bwrap|rlimit|docker|unsafe), ``session`` (state kept across calls within an
     episode; ``reset()`` clears it, ``clone()`` copies it), ``timeout_s``, ``print_last_expr`` (ARPO: a bare
     final expression is printed), ``python`` (interpreter to sandbox), ``allow_unsafe``, ``image`` (docker),
-    ``prestart`` (idle sandboxes kept started ahead of need; 0 disables), and ``SandboxLimits`` fields (``memory_mb``, ``cpu_s``, ``fsize_mb``, ``nofile``, ``nproc``,
-    ``max_output_chars``, ``tmp_size_mb``).
+    ``prestart`` (idle sandboxes kept started ahead of need; 0 disables), and ``SandboxLimits`` fields
+    (``memory_mb``, ``cpu_s``, ``fsize_mb``, ``nofile``, ``nproc``, ``max_output_chars``, ``tmp_size_mb``).
     """
 
     name = "python"

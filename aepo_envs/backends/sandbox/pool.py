@@ -25,7 +25,7 @@ MODES = ("once", "serve")
 T = TypeVar("T")
 _POOLS: weakref.WeakSet[SparePool] = weakref.WeakSet()
 _spawner_lock = threading.Lock()
-_spawner: tuple[int, queue.SimpleQueue[Callable[[], None]]] | None = None
+_spawner: tuple[threading.Thread, queue.SimpleQueue[Callable[[], None]]] | None = None
 
 
 def _spawner_loop(jobs: queue.SimpleQueue[Callable[[], None]]) -> None:
@@ -36,7 +36,7 @@ def _spawner_loop(jobs: queue.SimpleQueue[Callable[[], None]]) -> None:
 def on_spawner(fn: Callable[[], T]) -> T:
     """Call ``fn`` on the spawner thread and return its result: a sandbox started there outlives the caller's
     thread (``--die-with-parent`` follows the spawning thread, not the process)."""
-    if threading.current_thread().name == "sandbox-spawner":
+    if _spawner is not None and threading.current_thread() is _spawner[0]:
         return fn()
     future: Future[T] = Future()
 
@@ -54,23 +54,25 @@ def _submit(job: Callable[[], None]) -> None:
     """Run ``job`` on this process's one long-lived spawner thread (started on first use)."""
     global _spawner
     with _spawner_lock:
-        if _spawner is None or _spawner[0] != os.getpid():
+        if _spawner is None:
             jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-            threading.Thread(target=_spawner_loop, args=(jobs,), name="sandbox-spawner", daemon=True).start()
-            _spawner = (os.getpid(), jobs)
+            thread = threading.Thread(target=_spawner_loop, args=(jobs,), name="sandbox-spawner", daemon=True)
+            thread.start()
+            _spawner = (thread, jobs)
         _spawner[1].put(job)
 
 
 def _after_fork_in_child() -> None:
-    global _spawner_lock
+    """The child has no spawner thread and does not own the parent's spares: start over (locks included, as a
+    thread of the parent may have held one at the fork)."""
+    global _spawner_lock, _spawner
     _spawner_lock = threading.Lock()
+    _spawner = None
     for pool in list(_POOLS):
         pool._after_fork()
 
 
-def _kill_all(spares: dict[str, list[WorkerProcess]], owner: list[int]) -> None:
-    if owner[0] != os.getpid():
-        return
+def _kill_all(spares: dict[str, list[WorkerProcess]]) -> None:
     for workers in spares.values():
         while workers:
             workers.pop().kill()
@@ -88,8 +90,7 @@ class SparePool:
         self._spares: dict[str, list[WorkerProcess]] = {mode: [] for mode in MODES}
         self._filling: set[str] = set()
         self._closed = False
-        self._owner = [os.getpid()]
-        self._finalizer = weakref.finalize(self, _kill_all, self._spares, self._owner)
+        self._finalizer = weakref.finalize(self, _kill_all, self._spares)
         _POOLS.add(self)
 
     def take(self, mode: str) -> WorkerProcess | None:
@@ -97,7 +98,6 @@ class SparePool:
         if self.size == 0:
             return None
         with self._lock:
-            self._forget_if_forked()
             spare = None
             workers = self._spares[mode]
             while workers and spare is None:
@@ -110,18 +110,12 @@ class SparePool:
         return spare
 
     def _after_fork(self) -> None:
-        self._lock = threading.Lock()  # a refill thread may have held it at the fork; it does not exist here
-        self._forget_if_forked()
-
-    def _forget_if_forked(self) -> None:
-        if self._owner[0] == os.getpid():
-            return
+        self._lock = threading.Lock()
         for workers in self._spares.values():
             for worker in workers:
                 worker.forget()
             workers.clear()
         self._filling.clear()
-        self._owner[0] = os.getpid()
 
     def _refill_locked(self, mode: str) -> None:
         if self._closed or mode in self._filling or len(self._spares[mode]) >= self.size:
@@ -133,14 +127,14 @@ class SparePool:
         try:
             while True:
                 with self._lock:
-                    if self._closed or len(self._spares[mode]) >= self.size or self._owner[0] != os.getpid():
+                    if self._closed or len(self._spares[mode]) >= self.size:
                         return
                 try:
                     worker = self._start(mode)
                 except Exception:  # the next take() starts one in the foreground and reports the error
                     return
                 with self._lock:
-                    if self._closed or self._owner[0] != os.getpid():
+                    if self._closed:
                         worker.kill()
                         return
                     self._spares[mode].append(worker)

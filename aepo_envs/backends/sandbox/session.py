@@ -37,6 +37,7 @@ class PythonSession(abc.ABC):
     """A persistent interpreter: variables survive between ``run`` calls. Never raises for user code."""
 
     backend: str = ""
+    _closed: bool = False
 
     @abc.abstractmethod
     def run(self, code: str, timeout: float | None = None) -> ExecResult:
@@ -58,7 +59,7 @@ class PythonSession(abc.ABC):
         """Reject a non-str cell (a programming error) and answer a closed session with a readable result."""
         if not isinstance(code, str):
             raise TypeError(f"PythonSession.run(code): code must be str, got {type(code).__name__}")
-        if getattr(self, "_closed", False):
+        if self._closed:
             return ExecResult("", "Error: this python session is closed.", 1, backend=self.backend)
         return None
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from aepo_agent.engines.base import SamplingParams, Segment
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 
@@ -34,3 +36,51 @@ def smollm():
     if path is None:
         pytest.skip(f"SmolLM2 is not in {default_cache_dir()}; run `aepo models fetch smollm2-135m-instruct`")
     return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+
+
+class CharTokenizer:
+    """Characters as token ids: enough tokenizer for the rollout's and trainer's bookkeeping."""
+
+    eos_token_id = 0
+    pad_token_id = 0
+
+    def __len__(self) -> int:
+        return 256
+
+    def apply_chat_template(self, messages, add_generation_prompt=True, tokenize=True):
+        return self.encode("".join(m["content"][:20] for m in messages))
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return [min(ord(c), 255) for c in text]
+
+    def decode(self, ids, skip_special_tokens: bool = False) -> str:
+        return "".join(chr(i) for i in ids)
+
+
+class AnswerAtOnce:
+    """An engine whose every sample is a final answer: no tool call, so trees never branch."""
+
+    entropy_estimator = "exact"
+
+    def __init__(self) -> None:
+        self.tokenizer = CharTokenizer()
+        self.calls: list[int] = []
+        self.synced: list[dict] = []  # one state dict per update_weights call
+
+    def generate(self, prefixes: list[list[int]], params: SamplingParams, n: int = 1) -> list[list[Segment]]:
+        self.calls.append(len(prefixes))
+        text = "<answer>\\boxed{1}</answer>"
+        ids = self.tokenizer.encode(text)
+        return [[Segment(ids, [-0.1] * len(ids), [0.5] * len(ids), text, "stop", "</answer>")] for _ in prefixes]
+
+    def update_weights(self, named_tensors) -> None:
+        self.synced.append({name: tensor.detach().clone() for name, tensor in named_tensors})
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture()
+def answer_engine() -> AnswerAtOnce:
+    """A scripted engine (no model) whose every sample is a final answer; records weight syncs."""
+    return AnswerAtOnce()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from aepo_agent.rollout.trajectory import RolloutRow
+from aepo_agent.rollout.trajectory import RolloutRow, chat_prompt_ids
 
 
 def oracle_rows(env: Any, tokenizer: Any, indices: Iterable[int], *, max_actions: int = 20) -> list[RolloutRow]:
@@ -24,7 +24,7 @@ def oracle_rows(env: Any, tokenizer: Any, indices: Iterable[int], *, max_actions
     rows: list[RolloutRow] = []
     for index in indices:
         observation, info = env.reset(options={"index": int(index)})
-        prompt = _prompt_ids(tokenizer, info["messages"])
+        prompt = chat_prompt_ids(tokenizer, info["messages"])
         agent = OracleAgent(env.current_task)
         ids: list[int] = []
         mask: list[int] = []
@@ -71,9 +71,3 @@ def oracle_rows(env: Any, tokenizer: Any, indices: Iterable[int], *, max_actions
         )
     return rows
 
-
-def _prompt_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-    if isinstance(ids, dict) or hasattr(ids, "input_ids"):
-        ids = ids["input_ids"]
-    return list(ids)

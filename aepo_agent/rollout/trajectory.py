@@ -81,3 +81,11 @@ class RolloutResult:
 
     rows: list[RolloutRow]
     stats: dict[str, float]
+
+
+def chat_prompt_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    """The chat-templated prompt (with the generation prompt) as token ids, whatever the tokenizer returns."""
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    if isinstance(ids, dict) or hasattr(ids, "input_ids"):
+        ids = ids["input_ids"]
+    return list(ids)

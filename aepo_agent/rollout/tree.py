@@ -15,7 +15,7 @@ from typing import Any
 from aepo_agent.engines.base import Engine, SamplingParams, Segment
 from aepo_agent.rollout.config import RolloutConfig
 from aepo_agent.rollout.entropy import aepo_branch, arpo_branch, premonitor_global_budget, segment_entropy
-from aepo_agent.rollout.trajectory import RolloutResult, RolloutRow, Trajectory
+from aepo_agent.rollout.trajectory import RolloutResult, RolloutRow, Trajectory, chat_prompt_ids
 
 
 @dataclass
@@ -58,7 +58,7 @@ class TreeRollout:
         for gid, (env, opts) in enumerate(zip(envs, reset_options, strict=True)):
             env = getattr(env, "unwrapped", env)
             _, info = env.reset(options=opts)
-            prompt_ids = self._prompt_ids(info["messages"])
+            prompt_ids = chat_prompt_ids(self.tok, info["messages"])
             groups.append(_Group(gid, info["task_id"], prompt_ids, env, target=cfg.n))
         self._stop = tuple(sorted({s for g in groups for s in g.root_env.stop_strings}))
 
@@ -76,12 +76,6 @@ class TreeRollout:
         return RolloutResult(self._rows(groups), self._stats(groups))
 
     # ------------------------------------------------------------------------------------------ setup
-    def _prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
-        ids = self.tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        if isinstance(ids, dict) or hasattr(ids, "input_ids"):
-            ids = ids["input_ids"]
-        return list(ids)
-
     def _new_trajectory(self, g: _Group) -> Trajectory:
         traj = Trajectory(traj_id=self._next_traj, group=g.gid, env=g.root_env.clone())
         self._next_traj += 1

@@ -39,14 +39,14 @@ class RunLogger:
                     self._tb.add_scalar(key, value, step)
             self._tb.flush()
 
-    def log_event(self, name: str, record: dict[str, Any]) -> None:
-        """Append a record to ``<name>.jsonl`` (phases outside the RL steps, e.g. the warm start)."""
+    def log_event(self, name: str, index_key: str, index: int, metrics: dict[str, Any]) -> None:
+        """Append ``{index_key: index, **metrics}`` to ``<name>.jsonl``: phases outside the RL steps (the warm
+        start), kept out of metrics.jsonl so its step numbering stays the RL step's."""
         with (self.run_dir / f"{name}.jsonl").open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+            fh.write(json.dumps({index_key: index, **metrics}) + "\n")
         if self._tb is not None:
-            index = next((v for k, v in record.items() if k.endswith("_step") and isinstance(v, int)), 0)
-            for key, value in record.items():
-                if isinstance(value, int | float) and not key.endswith("_step"):
+            for key, value in metrics.items():
+                if isinstance(value, int | float):
                     self._tb.add_scalar(key, value, index)
             self._tb.flush()
 

@@ -23,8 +23,10 @@ from aepo_agent.rollout import RolloutResult, RolloutRow, TreeRollout
 from aepo_agent.trainer.batch import collate, policy_logprobs, sequence_rewards, token_advantages
 from aepo_agent.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from aepo_agent.trainer.config import TrainConfig
+from aepo_agent.trainer.optim import make_optimizer
 from aepo_agent.trainer.run_log import RunLogger, plot_run
 
+REFERENCE_FILE = "reference.pt"  # the KL reference weights when a warm start changed them
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -105,17 +107,13 @@ class Trainer:
             model, tokenizer = load_policy(cfg)
         self.model, self.tokenizer = model, tokenizer
         self._ref_model: torch.nn.Module | None = None
-        if cfg.algo.kl_coef:  # the reference policy is the initial model, frozen
+        if cfg.algo.kl_coef:  # the reference policy is the one RL starts from (after any warm start), frozen
             import copy
 
             self._ref_model = copy.deepcopy(model).eval().requires_grad_(False)
         self.engine = engine or build_engine(cfg, model, tokenizer)
-        params = [p for p in model.parameters() if p.requires_grad]
-        try:  # the fused kernel is ~8x faster than the per-parameter loop on CPU
-            self.optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
-                                               fused=True)
-        except (RuntimeError, TypeError):
-            self.optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        self.optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg.train.lr,
+                                        cfg.train.weight_decay)
         self.envs = [gym.make(cfg.env.id, **cfg.env.kwargs) for _ in range(cfg.train.prompts_per_step)]
         task_ids = [row.task_id for row in self.envs[0].unwrapped.tasks]
         self.order = DataOrder(task_ids, cfg.seed, cfg.train.data_shuffle)
@@ -133,9 +131,17 @@ class Trainer:
         state = load_checkpoint(ckpt, self.model, self.optimizer)
         self.start_step = int(state["step"])
         self.logger.truncate_after(self.start_step - 1)
-        if hasattr(self.engine, "update_weights") and self.cfg.engine.kind != "hf":
-            self.engine.update_weights(self.model.named_parameters())
+        reference = self.run_dir / REFERENCE_FILE
+        if self._ref_model is not None and reference.is_file():
+            self._ref_model.load_state_dict(torch.load(reference, weights_only=True))
+        self._sync_engine()
         return self.start_step
+
+    def _sync_engine(self) -> None:
+        """Send the policy to an engine holding its own copy of the weights (vLLM) after they changed; the HF
+        engine runs the trainer's module itself."""
+        if self.cfg.engine.kind != "hf":
+            self.engine.update_weights(self.model.named_parameters())
 
     # ---------------------------------------------------------------------------------------- loop
     def warm_start(self) -> list[float]:
@@ -154,7 +160,7 @@ class Trainer:
         bar = tqdm(total=ws.sft_steps, desc="aepo warm start (SFT)", dynamic_ncols=True)
 
         def log(step: int, metrics: dict[str, Any]) -> None:
-            self.logger.log_event("warm_start", {"sft_step": step, **metrics})
+            self.logger.log_event("warm_start", "sft_step", step, metrics)
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['sft/loss']:.3f}")
 
@@ -162,6 +168,10 @@ class Trainer:
                            batch_size=ws.batch_size, micro_batch_size=ws.micro_batch_size,
                            seed=self.cfg.seed, grad_clip=self.cfg.train.grad_clip, log=log)
         bar.close()
+        if self._ref_model is not None:  # KL anchors at the policy RL starts from; kept for a resume
+            self._ref_model.load_state_dict(self.model.state_dict())
+            torch.save(self._ref_model.state_dict(), self.run_dir / REFERENCE_FILE)
+        self._sync_engine()
         return losses
 
     def train(self) -> list[dict[str, Any]]:
@@ -210,6 +220,8 @@ class Trainer:
             metrics["train/kept_rows"] = len(rows)
         t1 = time.perf_counter()
         update = self.update(rows) if rows else {"train/loss": 0.0}
+        if rows:
+            self._sync_engine()
         metrics.update(update)
         metrics["time/rollout_s"] = t_rollout
         metrics["time/update_s"] = time.perf_counter() - t1

@@ -69,6 +69,7 @@ def _measure(engine: Any, envs: list[Any], mode: str, args: argparse.Namespace, 
         "sampled": engine.stats.generated_tokens,
         "sampled_tok_s": engine.stats.generated_tokens / wall,
         "prefill": engine.stats.prefill_tokens,
+        "reused": engine.stats.reused_tokens,
         "decode_fwd": engine.stats.decode_forwards,
         "rounds": result.stats["rollout/rounds"],
         "branches": result.stats["rollout/branches_per_tree"],
@@ -81,6 +82,7 @@ def _measure(engine: Any, envs: list[Any], mode: str, args: argparse.Namespace, 
 def _table(modes: list[str], med: dict[str, dict[str, float]]) -> None:
     cols = [("wall_s", "wall s", ".1f"), ("traj_tokens", "traj tok", ".0f"), ("traj_tok_s", "traj tok/s", ".1f"),
             ("sampled", "sampled", ".0f"), ("sampled_tok_s", "sampled/s", ".1f"), ("prefill", "prefill", ".0f"),
+            ("reused", "kv reused", ".0f"),
             ("decode_fwd", "fwd", ".0f"), ("rounds", "rounds", ".0f"), ("branches", "br/tree", ".2f"),
             ("tool_calls", "tools/traj", ".2f"), ("inherited_model", "inh.model", ".0f"),
             ("inherited_env", "inh.env", ".0f")]
@@ -92,8 +94,9 @@ def _table(modes: list[str], med: dict[str, dict[str, float]]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--prompts", type=int, default=2, help="prompt groups per rollout (CalcQA tasks)")
-    parser.add_argument("--first-task", type=int, default=0, help="CalcQA index of the first prompt")
+    parser.add_argument("--env", default="AEPO/CalcQA-v0", help="env id; one env per prompt group")
+    parser.add_argument("--prompts", type=int, default=2, help="prompt groups per rollout")
+    parser.add_argument("--first-task", type=int, default=0, help="task index of the first prompt")
     parser.add_argument("--n", type=int, default=8, help="trajectories per prompt, the same for every mode")
     parser.add_argument("--initial", type=int, default=None, help="tree global samples (default n/2)")
     parser.add_argument("--tree-modes", default="aepo,arpo", help="comma-separated tree modes to compare")
@@ -103,7 +106,7 @@ def main() -> int:
     parser.add_argument("--response-prefix", default=FORCED_TOOL_CALL)
     parser.add_argument("--fill", default="per_round", choices=["per_round", "all"],
                         help="tree groups short of n when all paths ended: released per_round, or the paper's all")
-    parser.add_argument("--env-kwargs", default='{"max_turns": 4}', help="JSON kwargs for gym.make (CalcQA)")
+    parser.add_argument("--env-kwargs", default='{"max_turns": 4}', help="JSON kwargs for gym.make")
     parser.add_argument("--max-response-tokens", type=int, default=128)
     parser.add_argument("--segment-max-tokens", type=int, default=64)
     parser.add_argument("--reps", type=int, default=3)
@@ -111,6 +114,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; 1 by default because the machine is shared (raise it on an idle one)")
     parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--no-kv-reuse", action="store_true", help="HFEngine re-prefills every round's contexts")
     args = parser.parse_args()
     args.initial = args.initial if args.initial is not None else max(1, args.n // 2)
 
@@ -128,12 +132,12 @@ def main() -> int:
     path = resolve_model(args.model)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    engine = HFEngine(model, tokenizer=tokenizer, max_batch=args.max_batch)
+    engine = HFEngine(model, tokenizer=tokenizer, max_batch=args.max_batch, reuse_kv=not args.no_kv_reuse)
     engine.generate([tokenizer.encode("Hello")], SamplingParams(max_tokens=4, seed=0))  # warm-up
-    envs = [gym.make("AEPO/CalcQA-v0", **json.loads(args.env_kwargs)) for _ in range(args.prompts)]
+    envs = [gym.make(args.env, **json.loads(args.env_kwargs)) for _ in range(args.prompts)]
 
     modes = ["flat"] + [m.strip() for m in args.tree_modes.split(",") if m.strip()]
-    print(f"CalcQA, {args.prompts} prompts x n={args.n} trajectories (tree: {args.initial} global samples + "
+    print(f"{args.env}, {args.prompts} prompts x n={args.n} trajectories (tree: {args.initial} global samples + "
           f"branches), max_response_tokens={args.max_response_tokens}, segment_max_tokens={args.segment_max_tokens}, "
           f"branch source {args.branch_source}, {args.reps} reps interleaved, {args.threads} threads, "
           f"model {args.model}, HFEngine float32 CPU")
@@ -141,7 +145,8 @@ def main() -> int:
         print(f"response_prefix={args.response_prefix!r}: a forced, complete first tool call (run by the env's "
               "real sandbox, masked out of the loss) so every trajectory has a tool result to branch on; the base "
               "SmolLM2 rarely writes tool tags itself.")
-    print(f"Branch source {args.branch_source}, fill rule {args.fill}, engine max_batch {args.max_batch}.")
+    print(f"Branch source {args.branch_source}, fill rule {args.fill}, engine max_batch {args.max_batch}, "
+          f"KV kept between rounds: {engine.reuse_kv}.")
     runs: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
     for rep in range(args.reps):
         order = modes[rep % len(modes):] + modes[: rep % len(modes)]  # rotate so no mode always runs first
@@ -155,7 +160,7 @@ def main() -> int:
 
     med = {m: {k: statistics.median(r[k] for r in runs[m]) for k in runs[m][0]} for m in modes}
     print("\nmedians over reps (traj tok = sum of len(response_ids) over all trajectories, what the trainer gets;"
-          " sampled = tokens the engine drew; prefill = prompt/context tokens the engine ran; inh.* = tokens clones"
+          " sampled = tokens the engine drew; prefill = prompt/context tokens the engine ran; kv reused = context tokens whose KV the engine kept from the previous round; inh.* = tokens clones"
           " copied from their parent at the branch point instead of computing them)")
     _table(modes, med)
     flat = med["flat"]["traj_tok_s"]

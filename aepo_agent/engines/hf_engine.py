@@ -1,4 +1,5 @@
-"""Transformers engine: batched sampling with exact entropies, prefilling each shared prefix span once."""
+"""Transformers engine: batched sampling with exact entropies, prefilling each shared prefix span once and
+keeping each sequence's KV for the next call (a rollout's next round prefills only the new tool result)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,18 @@ from typing import Any
 import torch
 
 from aepo_agent.engines.base import SamplingParams, Segment, validate_prefixes
+from aepo_agent.engines.kv_store import PrefixKVStore
 from aepo_agent.engines.prefix_tree import prefill_levels
 from aepo_agent.engines.stops import StopChecker
 
 
 @dataclass
 class EngineStats:
-    """Counters of work done, for tests and logs: real (non-pad) prefill tokens, decode steps, samples."""
+    """Counters of work done, for tests and logs: real (non-pad) prefill tokens, decode steps, samples, and
+    context tokens whose KV came from the previous call instead of a prefill."""
 
     prefill_tokens: int = 0
+    reused_tokens: int = 0
     prefill_forwards: int = 0
     decode_forwards: int = 0
     generated_tokens: int = 0
@@ -60,13 +64,27 @@ def sample_tokens(logprobs: torch.Tensor, params: SamplingParams, generator: tor
     return (scores.softmax(-1) / noise).argmax(-1)
 
 
+def _plain_kv_cache(model: Any) -> bool:
+    """Whether every layer of the model's dynamic cache is a full-length DynamicLayer (no sliding window, no
+    indexer): only then is a sequence's KV the same whatever else was in its batch, so it can be kept."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    layers = DynamicCache(config=model.config).layers
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
 class HFEngine:
-    """Engine over a transformers causal LM: custom decode loop, exact entropy, radix-tree prefix prefill."""
+    """Engine over a transformers causal LM: custom decode loop, exact entropy, radix-tree prefix prefill.
+
+    ``reuse_kv`` keeps the KV of every sequence a call ends with until the next call (memory: that call's
+    contexts), so prefixes extending or sharing them skip their prefill; in-place weight changes drop it.
+    """
 
     entropy_estimator = "exact"
 
     def __init__(self, model_or_path: Any, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 max_batch: int = 64, tokenizer: Any = None) -> None:
+                 max_batch: int = 64, tokenizer: Any = None, reuse_kv: bool = True) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if max_batch < 1:
@@ -89,6 +107,9 @@ class HFEngine:
         pad = getattr(tokenizer, "pad_token_id", None)
         self.pad_id = int(pad) if pad is not None else min(self.eos_ids, default=0)
         self.stats = EngineStats()
+        self.reuse_kv = bool(reuse_kv) and _plain_kv_cache(self.model)
+        self._store = PrefixKVStore()
+        self._weights_version = -1
 
     @property
     def tokenizer(self) -> Any:
@@ -99,53 +120,99 @@ class HFEngine:
         validate_prefixes(prefixes, n)
         if self.model is None:
             raise RuntimeError("HFEngine.generate called after close()")
+        version = sum(p._version for p in self.model.parameters())  # bumped by every in-place update
+        if version != self._weights_version:
+            self._store.clear()
+            self._weights_version = version
         generator = None
         if params.seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(params.seed)
         order = sorted(range(len(prefixes)), key=lambda i: prefixes[i])
         rows = [(i, k) for i in order for k in range(n)]
         out: list[list[Segment | None]] = [[None] * n for _ in prefixes]
-        with torch.inference_mode():
-            for start in range(0, len(rows), self.max_batch):
-                chunk = rows[start : start + self.max_batch]
-                segments = self._generate_rows([prefixes[i] for i, _ in chunk], params, generator)
-                for (i, k), segment in zip(chunk, segments, strict=True):
-                    out[i][k] = segment
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(rows), self.max_batch):
+                    chunk = rows[start : start + self.max_batch]
+                    segments = self._generate_rows([prefixes[i] for i, _ in chunk], params, generator)
+                    for (i, k), segment in zip(chunk, segments, strict=True):
+                        out[i][k] = segment
+        except BaseException:
+            self._store.clear()
+            raise
+        self._store.commit()
         return [[s for s in group if s is not None] for group in out]
+
+    def clear_prefix_cache(self) -> None:
+        """Drop the KV kept from the last call (a rollout calls this when it ends, freeing the memory)."""
+        self._store.clear()
 
     def _forward(self, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any) -> Any:
         return self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
                           past_key_values=cache, use_cache=True, logits_to_keep=1)
 
     def _prefill(self, heads: list[list[int]]) -> tuple[Any, torch.Tensor, list[int]]:
-        """Run each distinct span of `heads` once; return the cache, its 2D mask and each head's cache row."""
+        """Run each distinct span of `heads` once, on top of KV kept from the last call where a head starts with a
+        kept sequence; return the cache, its 2D mask and each head's cache row."""
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.model.config)
-        mask = torch.zeros((len(heads), 0), dtype=torch.long, device=self.device)
-        levels, row_of = prefill_levels(heads)
-        for level in levels:
-            if level[0].parent is not None:
-                index = torch.tensor([e.parent for e in level], device=self.device)
-                cache.reorder_cache(index)
-                mask = mask.index_select(0, index)
+        hits = [self._store.longest_hit(h) if self.reuse_kv else (-1, 0) for h in heads]
+        # A marker token per distinct cached head keeps rows with different KV pasts apart in the radix tree.
+        marker_of: dict[tuple[int, int], int] = {}
+        seqs = []
+        for head, (index, length) in zip(heads, hits, strict=True):
+            marker = marker_of.setdefault((index, length) if length else (-1, 0), -1 - len(marker_of))
+            seqs.append([marker, *head[length:]])
+        root_of = {marker: hit for hit, marker in marker_of.items()}
+        levels, row_of = prefill_levels(seqs)
+        mask = torch.zeros((len(levels[0]), 0), dtype=torch.long, device=self.device)
+        shift: list[int] = []  # per cache row: sequence index d (after the marker) sits at position shift + d
+        for depth, level in enumerate(levels):
+            if depth == 0:
+                roots = [root_of[entry.tokens[0]] for entry in level]
+                if any(length for _, length in roots):
+                    layers, mask = self._store.gather(roots, self.device)
+                    for layer, (keys, values) in enumerate(layers):
+                        cache.update(keys, values, layer)
+                    self.stats.reused_tokens += sum(length for _, length in roots)
+                shift = [length - 1 for _, length in roots]
+                spans = [(entry.tokens[1:], 1) for entry in level]
             else:
-                mask = torch.zeros((len(level), 0), dtype=torch.long, device=self.device)
-            width = max(len(e.tokens) for e in level)
+                index = torch.tensor([e.parent for e in level], device=self.device)
+                if mask.shape[1] > 0:
+                    cache.reorder_cache(index)
+                mask = mask.index_select(0, index)
+                shift = [shift[e.parent] for e in level]  # type: ignore[index]
+                spans = [(entry.tokens, entry.start) for entry in level]
+            width = max(len(tokens) for tokens, _ in spans)
+            if width == 0:
+                continue
             ids = torch.full((len(level), width), self.pad_id, dtype=torch.long)
             pos = torch.zeros((len(level), width), dtype=torch.long)
             new_mask = torch.zeros((len(level), width), dtype=torch.long)
-            for row, entry in enumerate(level):
-                size = len(entry.tokens)
-                if size:
-                    ids[row, width - size :] = torch.tensor(entry.tokens)
-                    pos[row, width - size :] = torch.arange(entry.start, entry.start + size)
-                    new_mask[row, width - size :] = 1
+            for row, (tokens, start) in enumerate(spans):
+                if tokens:
+                    first = shift[row] + start
+                    ids[row, width - len(tokens) :] = torch.tensor(tokens)
+                    pos[row, width - len(tokens) :] = torch.arange(first, first + len(tokens))
+                    new_mask[row, width - len(tokens) :] = 1
             mask = torch.cat([mask, new_mask.to(self.device)], dim=1)
             self._forward(ids.to(self.device), mask, pos.to(self.device), cache)
             self.stats.prefill_forwards += 1
             self.stats.prefill_tokens += int(new_mask.sum())
         return cache, mask, row_of
+
+    def _keep(self, cache: Any, mask: torch.Tensor, row: int, tokens: list[int]) -> None:
+        """Store the KV of cache row `row`, which holds `tokens` (the sequence minus its last, unfed token)."""
+        if not self.reuse_kv:
+            return
+        columns = mask[row].nonzero().squeeze(1)
+        if columns.numel() != len(tokens):
+            return  # layout not understood: never store KV under the wrong tokens
+        layers = [(layer.keys[row].index_select(1, columns), layer.values[row].index_select(1, columns))
+                  for layer in cache.layers]
+        self._store.add(tokens, layers)
 
     def _generate_rows(self, prefixes: list[list[int]], params: SamplingParams,
                        generator: torch.Generator | None) -> list[Segment]:
@@ -188,7 +255,10 @@ class HFEngine:
                 else:
                     keep.append(j)
             self.stats.generated_tokens += len(active)
+            for j in sorted(set(range(len(active))) - set(keep)):
+                self._keep(cache, mask, j, prefixes[active[j]] + tokens[active[j]][:-1])
             if not keep:
+                active = []
                 break
             if len(keep) < len(active):
                 keep_index = torch.tensor(keep, device=self.device)
@@ -199,6 +269,8 @@ class HFEngine:
                 active = [active[j] for j in keep]
             current = chosen
             positions = positions + 1
+        for j, row in enumerate(active):  # still running at max_tokens
+            self._keep(cache, mask, j, prefixes[row] + tokens[row][:-1])
         segments = []
         for row in range(count):
             text, stop = checker.finish(tokens[row])
@@ -211,6 +283,7 @@ class HFEngine:
         """Copy trainer tensors into the model in place, by HF parameter/buffer name."""
         if self.model is None:
             raise RuntimeError("HFEngine.update_weights called after close()")
+        self._store.clear()
         state = self.model.state_dict(keep_vars=True)
         with torch.no_grad():
             for name, tensor in named_tensors:
@@ -225,4 +298,5 @@ class HFEngine:
 
     def close(self) -> None:
         """Drop the model so its memory can be freed."""
+        self._store.clear()
         self.model = None

@@ -64,15 +64,20 @@ class TreeRollout:
 
         initial = {g.gid: cfg.n if cfg.mode == "flat" else min(cfg.initial_rollouts, cfg.n) for g in groups}
         monitors: dict[int, Trajectory] = {}
-        if cfg.mode == "aepo" and cfg.dynamic_rollouts:
-            initial, monitors = self._premonitor(groups)
-        for g in groups:
-            if g.gid in monitors:
-                self._adopt(g, monitors[g.gid])
-            while g.count < initial[g.gid]:
-                self._new_trajectory(g)
-        while any(not t.done for g in groups for t in g.trajs):
-            self._step_round(groups, allow_branch=cfg.mode != "flat")
+        try:
+            if cfg.mode == "aepo" and cfg.dynamic_rollouts:
+                initial, monitors = self._premonitor(groups)
+            for g in groups:
+                if g.gid in monitors:
+                    self._adopt(g, monitors[g.gid])
+                while g.count < initial[g.gid]:
+                    self._new_trajectory(g)
+            while any(not t.done for g in groups for t in g.trajs):
+                self._step_round(groups, allow_branch=cfg.mode != "flat")
+        finally:
+            clear = getattr(self.engine, "clear_prefix_cache", None)
+            if callable(clear):
+                clear()  # KV kept between rounds is useless after the rollout; free it before the update
         return RolloutResult(self._rows(groups), self._stats(groups))
 
     # ------------------------------------------------------------------------------------------ setup

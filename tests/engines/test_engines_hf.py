@@ -62,6 +62,7 @@ def test_stop_strings_end_the_segment_and_are_included(hf_engine, chat_prefix) -
 
 
 def test_branches_from_one_prefix_prefill_it_once(hf_engine, chat_prefix) -> None:
+    hf_engine.clear_prefix_cache()  # nothing kept from earlier tests: the prefix must be computed here
     calls: list[tuple[int, ...]] = []
     embed = hf_engine.model.get_input_embeddings()
     handle = embed.register_forward_pre_hook(lambda _m, args: calls.append(tuple(args[0].shape)))
@@ -76,11 +77,52 @@ def test_branches_from_one_prefix_prefill_it_once(hf_engine, chat_prefix) -> Non
 
 
 def test_prefixes_sharing_a_head_compute_it_once(hf_engine, chat_prefix) -> None:
+    hf_engine.clear_prefix_cache()
     before = hf_engine.stats.prefill_tokens
     a, b = chat_prefix + [504, 1345, 30], chat_prefix + [2683, 30]
     hf_engine.generate([a, b], SamplingParams(max_tokens=2, seed=0), n=1)
     # Shared chat prefix once, then the two distinct tails (each minus its last token, fed while decoding).
     assert hf_engine.stats.prefill_tokens - before == len(chat_prefix) + 2 + 1
+
+
+def test_next_round_prefills_only_the_new_tokens_and_matches_a_full_forward(hf_engine, chat_prefix) -> None:
+    # A multi-turn round: each sequence the last call ended with, plus env text, comes back as a prefix.
+    hf_engine.clear_prefix_cache()
+    params = SamplingParams(temperature=0.7, max_tokens=6, seed=5)
+    other = chat_prefix[:-9] + [504, 1345, 30]
+    first = hf_engine.generate([chat_prefix, other], params, n=2)
+    tool_result = hf_engine.tokenizer.encode(" <result>42</result>", add_special_tokens=False)
+    extended = [chat_prefix + first[0][0].token_ids + tool_result,
+                chat_prefix + first[0][0].token_ids + tool_result,  # a clone: same prefix as its parent
+                other + first[1][1].token_ids + tool_result,
+                chat_prefix[:-2]]  # a fresh sample sharing a cached head
+    stats = (hf_engine.stats.prefill_tokens, hf_engine.stats.reused_tokens)
+    second = hf_engine.generate(extended, params, n=1)
+    prefilled = hf_engine.stats.prefill_tokens - stats[0]
+    reused = hf_engine.stats.reused_tokens - stats[1]
+    # Cached: the context up to each kept sequence's last (unfed) token; computed: that token + the tool result
+    # (once for the parent and its clone), nothing for the fresh sample's head.
+    assert reused == (len(extended[0]) - len(tool_result) - 1) + (len(extended[2]) - len(tool_result) - 1) + (
+        len(chat_prefix) - 3)
+    assert prefilled == 2 * len(tool_result)
+    for prefix, group in zip(extended, second, strict=True):
+        ref_lp, ref_ent = _reference(hf_engine, prefix, group[0], temperature=0.7)
+        assert torch.allclose(torch.tensor(group[0].logprobs), ref_lp, atol=2e-4)
+        assert torch.allclose(torch.tensor(group[0].entropies), ref_ent, atol=2e-4)
+
+
+def test_kept_kv_is_dropped_when_the_weights_change_in_place(hf_engine, chat_prefix) -> None:
+    params = SamplingParams(max_tokens=3, seed=0)
+    segment = hf_engine.generate([chat_prefix], params)[0][0]
+    again = chat_prefix + segment.token_ids
+    norm = hf_engine.model.model.norm.weight
+    with torch.no_grad():
+        norm.mul_(1.0)  # an optimizer step updates parameters in place, exactly like this
+    reused = hf_engine.stats.reused_tokens
+    hf_engine.generate([again], params)
+    assert hf_engine.stats.reused_tokens == reused  # stale KV was not used
+    hf_engine.generate([again + [30]], params)
+    assert hf_engine.stats.reused_tokens > reused  # kept again once the weights are unchanged
 
 
 def test_seeded_generation_is_deterministic(hf_engine, chat_prefix) -> None:

@@ -25,3 +25,14 @@ def test_fill_rule_rounds_and_exact_group_size(fill: str, calls: list[int], answ
 def test_fill_rule_is_validated() -> None:
     with pytest.raises(ValueError, match="rollout.fill"):
         RolloutConfig(fill="later").validate()  # type: ignore[arg-type]
+
+
+def test_rollout_frees_the_engine_prefix_cache_when_it_ends(answer_engine) -> None:
+    cleared: list[int] = []
+    answer_engine.clear_prefix_cache = lambda: cleared.append(len(answer_engine.calls))
+    env = gym.make("AEPO/CalcQA-v0", max_turns=2, world_kwargs={"n_questions": 5})
+    try:
+        TreeRollout(answer_engine, RolloutConfig(mode="flat", n=2, seed=0)).run([env])
+    finally:
+        env.close()
+    assert cleared == [1]  # once, after the last round (KV kept between rounds is not held through the update)

@@ -25,6 +25,7 @@ class ModelSection(_Section):
 class EngineSection(_Section):
     kind: Literal["hf", "vllm"] = "hf"
     max_batch: int = 64
+    reuse_kv: bool = True  # hf: keep each sequence's KV between rollout rounds (memory: one round's contexts)
     vllm_kwargs: dict[str, Any] = Field(default_factory=dict)
 
 

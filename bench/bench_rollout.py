@@ -5,6 +5,11 @@ Usage: python bench/bench_rollout.py [--prompts 2 --n 8 --max-response-tokens 12
 With a warm-started model that calls tools itself (``aepo sft examples/configs/quickstart.yaml --out DIR``):
        python bench/bench_rollout.py --model DIR --response-prefix "" --branch-source previous_segment \
            --env-kwargs '{"max_turns": 4, "world_kwargs": {"kinds": ["product", "modpow"], "levels": [1, 2]}}'
+Multi-hop search, 2-4 tool calls per episode (``aepo sft examples/configs/synthwiki.yaml --out DIR``):
+       python bench/bench_rollout.py --model DIR --env AEPO/SynthWiki-v0 --response-prefix "" \
+           --branch-source previous_segment --max-response-tokens 1536 --segment-max-tokens 128 --threads 2 \
+           --env-kwargs '{"max_turns": 6, "world_kwargs": {"qtypes": ["lookup", "bridge"], "max_hops": 2},
+                          "tool_configs": {"search": {"top_k": 3, "snippet_chars": 160}, "browse": {"chunk_chars": 800}}}'
 """
 
 from __future__ import annotations
@@ -174,14 +179,10 @@ def main() -> int:
           "tokens are sampled once for several trajectories, and the engine's radix-tree prefill (KV prefix "
           "sharing) runs each shared prefix span once per round. Trajectory tokens per sampled token > 1 is the "
           "whole gain.")
-    tree_model = max(med[m]["inherited_model"] for m in modes[1:])
-    if tree_model < 0.1 * med["flat"]["sampled"]:
-        print(f"Here the trees inherited at most {tree_model:.0f} model-sampled tokens (inh.model): SmolLM2 makes no "
-              "tool call of its own (tools/traj = the forced one), so every branch point is the forced tool result, "
-              "before any sampled token; clones share only env text, sampling is not reduced, and the tree pays "
-              "for extra sequential rounds instead (clones start a round later; a group that does not fill by "
-              "branching gets one fresh global sample per round; each round re-prefills its contexts): see "
-              "'rounds', 'fwd', 'prefill'. The gain needs a policy that calls tools mid-response by itself.")
+    if args.response_prefix:
+        print("With a forced first tool call every branch point is that tool result, before any sampled token: "
+              "clones share only env text and the tree pays for extra rounds instead. Use a warm-started model "
+              "(--model, --response-prefix '') so branch points follow the model's own tool calls.")
     return 0
 
 

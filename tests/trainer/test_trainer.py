@@ -51,6 +51,21 @@ def test_config_validation_and_overrides(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "examples" / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_config_validates_and_builds_its_env(path):
+    import gymnasium as gym
+
+    import aepo_envs  # noqa: F401
+
+    cfg = load_config(path)
+    env = gym.make(cfg.env.id, **cfg.env.kwargs)
+    try:
+        _, info = env.reset(options={"index": 0})
+        assert info["messages"]
+    finally:
+        env.close()
+
+
 def test_data_order_is_a_seeded_permutation_per_epoch():
     order = DataOrder([f"t{i}" for i in range(5)], seed=3, shuffle=True)
     first_epoch = [order.batch(s, 1)[0] for s in range(5)]

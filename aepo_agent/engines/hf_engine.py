@@ -120,10 +120,11 @@ class HFEngine:
         validate_prefixes(prefixes, n)
         if self.model is None:
             raise RuntimeError("HFEngine.generate called after close()")
-        version = sum(p._version for p in self.model.parameters())  # bumped by every in-place update
-        if version != self._weights_version:
-            self._store.clear()
-            self._weights_version = version
+        if self.reuse_kv:
+            version = sum(p._version for p in self.model.parameters())  # bumped by every in-place update
+            if version != self._weights_version:
+                self._store.clear()
+                self._weights_version = version
         generator = None
         if params.seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(params.seed)
@@ -203,10 +204,11 @@ class HFEngine:
             self.stats.prefill_tokens += int(new_mask.sum())
         return cache, mask, row_of
 
-    def _keep(self, cache: Any, mask: torch.Tensor, row: int, tokens: list[int]) -> None:
-        """Store the KV of cache row `row`, which holds `tokens` (the sequence minus its last, unfed token)."""
+    def _keep(self, cache: Any, mask: torch.Tensor, row: int, prefix: list[int], sampled: list[int]) -> None:
+        """Store the KV of cache row `row`: it holds `prefix + sampled` minus the last sampled token (never fed)."""
         if not self.reuse_kv:
             return
+        tokens = prefix + sampled[:-1]
         columns = mask[row].nonzero().squeeze(1)
         if columns.numel() != len(tokens):
             return  # layout not understood: never store KV under the wrong tokens
@@ -256,7 +258,7 @@ class HFEngine:
                     keep.append(j)
             self.stats.generated_tokens += len(active)
             for j in sorted(set(range(len(active))) - set(keep)):
-                self._keep(cache, mask, j, prefixes[active[j]] + tokens[active[j]][:-1])
+                self._keep(cache, mask, j, prefixes[active[j]], tokens[active[j]])
             if not keep:
                 active = []
                 break
@@ -270,7 +272,7 @@ class HFEngine:
             current = chosen
             positions = positions + 1
         for j, row in enumerate(active):  # still running at max_tokens
-            self._keep(cache, mask, j, prefixes[row] + tokens[row][:-1])
+            self._keep(cache, mask, j, prefixes[row], tokens[row])
         segments = []
         for row in range(count):
             text, stop = checker.finish(tokens[row])

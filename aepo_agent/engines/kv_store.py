@@ -29,7 +29,7 @@ class PrefixKVStore:
     def longest_hit(self, head: list[int]) -> tuple[int, int]:
         """(index, length) of the cached sequence sharing the longest head with ``head``; (-1, 0) if none."""
         best, best_len = -1, 0
-        if not head:
+        if not head or not self.sequences:
             return best, best_len
         ids = np.asarray(head, dtype=np.int64)
         for index, cached in enumerate(self.sequences):

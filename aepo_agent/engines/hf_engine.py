@@ -107,7 +107,8 @@ class HFEngine:
         pad = getattr(tokenizer, "pad_token_id", None)
         self.pad_id = int(pad) if pad is not None else min(self.eos_ids, default=0)
         self.stats = EngineStats()
-        self.reuse_kv = bool(reuse_kv) and _plain_kv_cache(self.model)
+        self._plain_cache = _plain_kv_cache(self.model)
+        self.reuse_kv = bool(reuse_kv) and self._plain_cache
         self._store = PrefixKVStore()
         self._weights_version = -1
 
@@ -157,7 +158,9 @@ class HFEngine:
         kept sequence; return the cache, its 2D mask and each head's cache row."""
         from transformers import DynamicCache
 
-        cache = DynamicCache(config=self.model.config)
+        from aepo_agent.engines.growing_cache import growing_cache
+
+        cache = growing_cache(self.model.config) if self._plain_cache else DynamicCache(config=self.model.config)
         hits = [self._store.longest_hit(h) if self.reuse_kv else (-1, 0) for h in heads]
         # A marker token per distinct cached head keeps rows with different KV pasts apart in the radix tree.
         marker_of: dict[tuple[int, int], int] = {}
@@ -225,6 +228,10 @@ class HFEngine:
         if mask.shape[1] > 0:
             cache.reorder_cache(index)
         mask = mask.index_select(0, index)
+        if self._plain_cache:
+            from aepo_agent.engines.growing_cache import reserve
+
+            reserve(cache, params.max_tokens)  # decode writes in place: no copy of the whole cache per token
 
         temperature = params.temperature if params.temperature > 0 else 1.0
         checker = StopChecker(self._tokenizer, params.stop)

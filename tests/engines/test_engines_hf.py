@@ -136,6 +136,27 @@ def test_seeded_generation_is_deterministic(hf_engine, chat_prefix) -> None:
     assert len({tuple(t) for t in ids[0]}) > 1  # samples of one prefix differ from each other
 
 
+def test_in_place_kv_buffer_samples_what_transformers_dynamic_cache_samples(hf_engine, chat_prefix) -> None:
+    from aepo_agent.engines.growing_cache import GrowingLayer
+
+    params = SamplingParams(max_tokens=12, seed=5)
+    prefixes = [chat_prefix, chat_prefix[:-4], chat_prefix + [504]]
+    hf_engine.clear_prefix_cache()
+    cache, _, _ = hf_engine._prefill([chat_prefix[:-1]])
+    assert all(isinstance(layer, GrowingLayer) for layer in cache.layers)
+    grown = hf_engine.generate(prefixes, params, n=2)
+    hf_engine.clear_prefix_cache()
+    hf_engine._plain_cache, reuse = False, hf_engine.reuse_kv
+    hf_engine.reuse_kv = False
+    try:
+        plain = hf_engine.generate(prefixes, params, n=2)
+    finally:
+        hf_engine._plain_cache, hf_engine.reuse_kv = True, reuse
+    for a, b in zip((s for g in grown for s in g), (s for g in plain for s in g), strict=True):
+        assert a.token_ids == b.token_ids
+        assert torch.allclose(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-5)
+
+
 def test_greedy_samples_are_the_argmax(hf_engine, chat_prefix) -> None:
     out = hf_engine.generate([chat_prefix], SamplingParams(temperature=0, max_tokens=5), n=2)[0]
     assert out[0].token_ids == out[1].token_ids

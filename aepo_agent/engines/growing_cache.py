@@ -79,7 +79,9 @@ class GrowingLayer(DynamicLayer):
         self.reorder_cache(indices)  # type: ignore[arg-type]
 
     def batch_repeat_interleave(self, repeats: int) -> None:
-        self.reorder_cache(torch.arange(self.keys.shape[0]).repeat_interleave(repeats))  # type: ignore[union-attr,arg-type]
+        if self._keys_buf is not None:
+            rows = torch.arange(self._keys_buf.shape[0], device=self._keys_buf.device)
+            self.reorder_cache(rows.repeat_interleave(repeats))  # type: ignore[arg-type]
 
     def crop(self, tokens_to_remove: int) -> None:
         if tokens_to_remove > 0:

@@ -67,3 +67,18 @@ def test_growing_cache_replaces_every_layer_and_reserve_sizes_them() -> None:
     reserve(cache, 10)
     assert [layer.capacity for layer in cache.layers] == [14, 14, 14]
     assert cache.get_seq_length() == 4
+
+
+def test_batch_repeat_and_select_follow_dynamic_layer() -> None:
+    grow, ref = GrowingLayer(), DynamicLayer()
+    grow.batch_repeat_interleave(2)  # empty: a no-op, like DynamicLayer
+    for keys, values in _steps(2)[:2]:
+        grow.update(keys, values)
+        ref.update(keys, values)
+    grow.batch_repeat_interleave(2)
+    ref.batch_repeat_interleave(2)
+    assert torch.equal(grow.keys, ref.keys)
+    index = torch.tensor([5, 1])
+    grow.batch_select_indices(index)
+    ref.batch_select_indices(index)
+    assert torch.equal(grow.values, ref.values) and grow.keys.shape[0] == 2

@@ -78,6 +78,7 @@ def _measure(engine: Any, envs: list[Any], mode: str, args: argparse.Namespace, 
         "decode_fwd": engine.stats.decode_forwards,
         "rounds": result.stats["rollout/rounds"],
         "branches": result.stats["rollout/branches_per_tree"],
+        "fills": result.stats["rollout/fills_per_tree"],
         "tool_calls": result.stats["rollout/tool_calls_per_traj"],
         "inherited_model": inherited_model,
         "inherited_env": inherited_env,
@@ -89,6 +90,7 @@ def _table(modes: list[str], med: dict[str, dict[str, float]]) -> None:
             ("sampled", "sampled", ".0f"), ("sampled_tok_s", "sampled/s", ".1f"), ("prefill", "prefill", ".0f"),
             ("reused", "kv reused", ".0f"),
             ("decode_fwd", "fwd", ".0f"), ("rounds", "rounds", ".0f"), ("branches", "br/tree", ".2f"),
+            ("fills", "fills/tree", ".2f"),
             ("tool_calls", "tools/traj", ".2f"), ("inherited_model", "inh.model", ".0f"),
             ("inherited_env", "inh.env", ".0f")]
     print(f"{'mode':<6}" + "".join(f"{title:>11}" for _, title, _ in cols))

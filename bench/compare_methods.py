@@ -27,6 +27,7 @@ METHODS: dict[str, list[str]] = {
 }
 COLUMNS = [  # (metric key, title)
     ("rollout/branches_per_tree", "br/tree"),
+    ("rollout/fills_per_tree", "fills"),
     ("rollout/distinct_trajectories", "distinct"),
     ("rollout/tool_calls_per_traj", "tools/traj"),
     ("rollout/entropy_initial", "H init"),

@@ -28,6 +28,7 @@ class _Group:
     count: int = 0
     run: int = 0  # AEPO: consecutive rounds in which this group gained trajectories
     gained: bool = False
+    fills: int = 0  # fresh global samples started because every path ended short of n
     trajs: list[Trajectory] = field(default_factory=list)
 
 
@@ -164,8 +165,10 @@ class TreeRollout:
             for g in groups:  # fill: a prompt with no active path gets fresh global samples
                 if g.count < g.target and all(t.done for t in g.trajs):
                     self._new_trajectory(g)
+                    g.fills += 1
                     while cfg.fill == "all" and g.count < g.target:
                         self._new_trajectory(g)
+                        g.fills += 1
             if any(g.gained for g in groups):
                 for g in groups:
                     g.run = g.run + 1 if g.gained else 0
@@ -292,6 +295,7 @@ class TreeRollout:
         after = [h for t in trajs for h in t.after_tool_entropies]
         return {
             "rollout/branches_per_tree": statistics.fmean(branches) if branches else 0.0,
+            "rollout/fills_per_tree": statistics.fmean(g.fills for g in groups) if groups else 0.0,
             "rollout/distinct_trajectories": statistics.fmean(distinct) if distinct else 0.0,
             "rollout/tool_calls_per_traj": statistics.fmean(t.tool_calls for t in trajs) if trajs else 0.0,
             "rollout/entropy_initial": statistics.fmean(first) if first else 0.0,

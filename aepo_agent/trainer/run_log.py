@@ -77,7 +77,7 @@ def plot_run(run_dir: Path) -> Path | None:
     panels = [
         ("reward", ["rollout/reward_mean"]),
         ("entropy (normalised segment)", ["rollout/entropy_initial", "rollout/entropy_after_tool"]),
-        ("branching", ["rollout/branches_per_tree", "rollout/distinct_trajectories"]),
+        ("branching", ["rollout/branches_per_tree", "rollout/fills_per_tree", "rollout/distinct_trajectories"]),
         ("tool calls / trajectory", ["rollout/tool_calls_per_traj"]),
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))

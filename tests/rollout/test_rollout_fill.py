@@ -20,6 +20,7 @@ def test_fill_rule_rounds_and_exact_group_size(fill: str, calls: list[int], answ
         env.close()
     assert engine.calls == calls
     assert len(result.rows) == 4 and all(r.parent_id is None for r in result.rows)
+    assert result.stats["rollout/fills_per_tree"] == 2  # the two samples beyond initial_rollouts
 
 
 def test_fill_rule_is_validated() -> None:

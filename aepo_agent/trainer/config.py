@@ -91,6 +91,9 @@ class TrainSection(_Section):
     lr: float = 1e-6
     weight_decay: float = 0.01
     grad_clip: float = 1.0
+    # Rows whose advantage is 0 on every token (a group with equal rewards) add exactly nothing to a
+    # policy-gradient loss: skip their forward/backward (not with a KL term, which they still feed).
+    skip_zero_advantage: bool = True
     save_every: int = 5
     keep_checkpoints: int = 2
     data_shuffle: bool = True

@@ -250,7 +250,8 @@ class Trainer:
         on_policy = {i for i, r in enumerate(rows) if r.group_id in first} if cfg.train.ppo_epochs == 1 else set()
         if batch_entropy:
             on_policy = set()
-        need = [i for i in range(len(rows)) if i not in on_policy]
+        live = self._live_rows(adv, full.response_mask)
+        need = [i for i in range(len(rows)) if i not in on_policy and (batch_entropy or live[i])]
         self.model.eval()
         old_logp = torch.zeros_like(full.response_mask)
         old_ent = torch.zeros_like(full.response_mask)
@@ -272,24 +273,40 @@ class Trainer:
                 chosen = set(groups[g0 : g0 + per_mini])
                 idx = [i for i, r in enumerate(rows) if r.group_id in chosen]
                 fresh = _epoch == 0 and g0 == 0 and bool(on_policy)
-                logs.append(self._mini_batch(rows, idx, full, adv, old_logp, use_ent_adv, on_policy=fresh))
+                logs.append(self._mini_batch(rows, idx, full, adv, old_logp, use_ent_adv, live, on_policy=fresh))
         self.model.eval()
-        out = {k: statistics.fmean(d[k] for d in logs) for k in logs[0]} if logs else {}
+        keys = dict.fromkeys(k for d in logs for k in d)
+        out = {k: statistics.fmean(d[k] for d in logs if k in d) for k in keys}
+        out["train/zero_adv_rows_skipped"] = float(len(rows) - sum(live))
         out["train/reward_mean"] = float(rewards.mean())
         out["train/adv_abs_mean"] = float((adv.abs() * full.response_mask).sum() / full.response_mask.sum().clamp(min=1))
         return out
 
-    def _mini_batch(self, rows, idx, full, adv, old_logp, use_ent_adv, *, on_policy=False) -> dict[str, float]:
+    def _live_rows(self, adv: torch.Tensor, mask: torch.Tensor) -> list[bool]:
+        """Per row: whether it can contribute gradient (a nonzero advantage on some token, or a KL term)."""
+        if not self.cfg.train.skip_zero_advantage or self.cfg.algo.kl_coef:
+            return [True] * adv.shape[0]
+        return ((adv * mask) != 0).any(dim=1).tolist()
+
+    def _micro_batches(self, idx: list[int], live: list[bool], use_ent_adv: bool) -> list[list[int]]:
+        """Micro-batches of the live rows of a mini-batch. With micro-batch entropy statistics the released
+        composition is kept (the z-score depends on it) and only micro-batches with no live row are dropped."""
+        mb = self.cfg.train.micro_batch_size
+        if use_ent_adv and self.cfg.algo.entropy_stats == "micro_batch":
+            parts = [idx[s : s + mb] for s in range(0, len(idx), mb)]
+            return [p for p in parts if any(live[i] for i in p)]
+        kept = [i for i in idx if live[i]]
+        return [kept[s : s + mb] for s in range(0, len(kept), mb)]
+
+    def _mini_batch(self, rows, idx, full, adv, old_logp, use_ent_adv, live, *, on_policy=False) -> dict[str, float]:
         cfg, algo = self.cfg, self.cfg.algo
         mask_all = full.response_mask[idx]
         token_norm = float(mask_all.sum().clamp(min=1.0))
         row_norm = float(len(idx))
-        normalizer = token_norm if algo.agg == "token-mean" else row_norm
+        normalizer = token_norm if algo.agg == "token-mean" else row_norm  # over all rows, skipped ones too
         self.optimizer.zero_grad(set_to_none=True)
         total, metrics = 0.0, []
-        mb = cfg.train.micro_batch_size
-        for s in range(0, len(idx), mb):
-            sub = idx[s : s + mb]
+        for sub in self._micro_batches(idx, live, use_ent_adv):
             part = collate([rows[i] for i in sub], self.pad_id)
             t = part.resp_len
             logp, ent = policy_logprobs(self.model, part, temperature=cfg.rollout.temperature, with_entropy=use_ent_adv)
@@ -306,11 +323,15 @@ class Trainer:
             out.loss.backward()
             total += float(out.loss.detach())
             metrics.append(out.metrics)
+        if not metrics:  # every row skipped: their gradient is exactly 0, and the optimizer still steps on it
+            for param in self.model.parameters():
+                if param.requires_grad:
+                    param.grad = torch.zeros_like(param)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
         if math.isfinite(float(grad_norm)):
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        merged = {f"train/{k}": statistics.fmean(m[k] for m in metrics if k in m) for k in metrics[0]}
+        merged = {f"train/{k}": statistics.fmean(m[k] for m in metrics if k in m) for k in (metrics or [{}])[0]}
         merged["train/loss"] = total
         merged["train/grad_norm"] = float(grad_norm)
         return merged

@@ -15,13 +15,6 @@ from aepo_agent.trainer import Trainer, load_config  # noqa: E402
 from aepo_agent.trainer.checkpoint import save_checkpoint  # noqa: E402
 
 
-def _tiny_model():
-    cfg = transformers.LlamaConfig(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)
-    torch.manual_seed(0)
-    return transformers.LlamaForCausalLM(cfg)
-
-
 def _cfg(tmp_path, **sections):
     data = {
         "run_dir": str(tmp_path / "run"),
@@ -41,10 +34,10 @@ def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_update_and_warm_start_reach_the_engine_and_the_reference(tmp_path, answer_engine) -> None:
+def test_update_and_warm_start_reach_the_engine_and_the_reference(tmp_path, answer_engine, tiny_model) -> None:
     cfg = _cfg(tmp_path, algo={"kl_coef": 0.1}, warm_start={"sft_steps": 2, "demos": 3, "batch_size": 2,
                                                               "micro_batch_size": 2, "lr": 1e-2})
-    model = _tiny_model()
+    model = tiny_model()
     initial = {k: v.detach().clone() for k, v in model.named_parameters()}
     trainer = Trainer(cfg, model=model, tokenizer=answer_engine.tokenizer, engine=answer_engine)
     try:
@@ -62,7 +55,7 @@ def test_update_and_warm_start_reach_the_engine_and_the_reference(tmp_path, answ
         trainer.close()
 
     resumed_engine = type(answer_engine)()
-    fresh = _tiny_model()  # the pre-SFT weights again, as a restarted process would load them
+    fresh = tiny_model()  # the pre-SFT weights again, as a restarted process would load them
     again = Trainer(cfg, model=fresh, tokenizer=answer_engine.tokenizer, engine=resumed_engine)
     try:
         assert again.maybe_resume() == 1

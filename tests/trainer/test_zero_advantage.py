@@ -16,13 +16,6 @@ from aepo_agent.trainer import Trainer, load_config  # noqa: E402
 from aepo_agent.trainer import trainer as trainer_module  # noqa: E402
 
 
-def _tiny_model():
-    cfg = transformers.LlamaConfig(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
-    torch.manual_seed(0)
-    return transformers.LlamaForCausalLM(cfg)
-
-
 def _rows(rewards: list[list[float]]) -> list[RolloutRow]:
     gen = torch.Generator().manual_seed(1)
     rows = []
@@ -39,7 +32,7 @@ def _rows(rewards: list[list[float]]) -> list[RolloutRow]:
     return rows
 
 
-def _trainer(tmp_path, answer_engine, name: str, **algo) -> Trainer:
+def _trainer(tmp_path, answer_engine, make_model, name: str, **algo) -> Trainer:
     data = {
         "run_dir": str(tmp_path / name),
         "env": {"id": "AEPO/CalcQA-v0", "kwargs": {"world_kwargs": {"n_questions": 4}}},
@@ -50,7 +43,7 @@ def _trainer(tmp_path, answer_engine, name: str, **algo) -> Trainer:
     }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(json.loads(json.dumps(data))))
-    return Trainer(load_config(path), model=_tiny_model(), tokenizer=answer_engine.tokenizer, engine=answer_engine)
+    return Trainer(load_config(path), model=make_model(), tokenizer=answer_engine.tokenizer, engine=answer_engine)
 
 
 def _count_forwards(monkeypatch) -> list[int]:
@@ -66,10 +59,11 @@ def _count_forwards(monkeypatch) -> list[int]:
 
 
 @pytest.mark.parametrize("stats", ["micro_batch", "batch"])
-def test_skipping_zero_advantage_rows_takes_the_same_step(tmp_path, answer_engine, monkeypatch, stats) -> None:
+def test_skipping_zero_advantage_rows_takes_the_same_step(tmp_path, answer_engine, tiny_model, monkeypatch,
+                                                          stats) -> None:
     rows = _rows([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])  # only the first group has a nonzero advantage
-    skip = _trainer(tmp_path, answer_engine, "skip", entropy_stats=stats)
-    full = _trainer(tmp_path, answer_engine, "full", entropy_stats=stats)
+    skip = _trainer(tmp_path, answer_engine, tiny_model, "skip", entropy_stats=stats)
+    full = _trainer(tmp_path, answer_engine, tiny_model, "full", entropy_stats=stats)
     full.cfg.train.skip_zero_advantage = False
     calls = _count_forwards(monkeypatch)
     out = skip.update(copy.deepcopy(rows))
@@ -85,10 +79,10 @@ def test_skipping_zero_advantage_rows_takes_the_same_step(tmp_path, answer_engin
     assert all(torch.allclose(x, y, atol=1e-6) for x, y in moments)
 
 
-def test_an_all_zero_update_runs_no_forward_and_still_steps_the_optimizer(tmp_path, answer_engine,
+def test_an_all_zero_update_runs_no_forward_and_still_steps_the_optimizer(tmp_path, answer_engine, tiny_model,
                                                                             monkeypatch) -> None:
     rows = _rows([[1.0, 1.0], [0.0, 0.0]])
-    trainer = _trainer(tmp_path, answer_engine, "zero")
+    trainer = _trainer(tmp_path, answer_engine, tiny_model, "zero")
     calls = _count_forwards(monkeypatch)
     out = trainer.update(rows)
     assert calls == []
@@ -97,9 +91,9 @@ def test_an_all_zero_update_runs_no_forward_and_still_steps_the_optimizer(tmp_pa
     assert steps == {2}  # one step per epoch, as if the zero gradient had been computed
 
 
-def test_a_kl_term_keeps_every_row(tmp_path, answer_engine, monkeypatch) -> None:
+def test_a_kl_term_keeps_every_row(tmp_path, answer_engine, tiny_model, monkeypatch) -> None:
     rows = _rows([[1.0, 1.0]])
-    trainer = _trainer(tmp_path, answer_engine, "kl", kl_coef=0.1)
+    trainer = _trainer(tmp_path, answer_engine, tiny_model, "kl", kl_coef=0.1)
     calls = _count_forwards(monkeypatch)
     out = trainer.update(rows)
     assert calls and out["train/zero_adv_rows_skipped"] == 0

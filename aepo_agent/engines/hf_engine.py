@@ -160,6 +160,7 @@ class HFEngine:
 
         from aepo_agent.engines.growing_cache import growing_cache
 
+        # Plain full-attention layers decode into a buffer with reserved room (see growing_cache).
         cache = growing_cache(self.model.config) if self._plain_cache else DynamicCache(config=self.model.config)
         hits = [self._store.longest_hit(h) if self.reuse_kv else (-1, 0) for h in heads]
         # A marker token per distinct cached head keeps rows with different KV pasts apart in the radix tree.
@@ -221,6 +222,8 @@ class HFEngine:
 
     def _generate_rows(self, prefixes: list[list[int]], params: SamplingParams,
                        generator: torch.Generator | None) -> list[Segment]:
+        from aepo_agent.engines.growing_cache import reserve
+
         distinct: dict[tuple[int, ...], int] = {}
         head_of = [distinct.setdefault(tuple(p[:-1]), len(distinct)) for p in prefixes]
         cache, mask, row_of = self._prefill([list(h) for h in distinct])
@@ -228,10 +231,7 @@ class HFEngine:
         if mask.shape[1] > 0:
             cache.reorder_cache(index)
         mask = mask.index_select(0, index)
-        if self._plain_cache:
-            from aepo_agent.engines.growing_cache import reserve
-
-            reserve(cache, params.max_tokens)  # decode writes in place: no copy of the whole cache per token
+        reserve(cache, params.max_tokens)  # decode writes in place: no copy of the whole cache per token
 
         temperature = params.temperature if params.temperature > 0 else 1.0
         checker = StopChecker(self._tokenizer, params.stop)

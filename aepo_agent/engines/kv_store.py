@@ -72,7 +72,3 @@ class PrefixKVStore:
 
     def clear(self) -> None:
         self.sequences, self._pending = [], []
-
-    @property
-    def tokens_held(self) -> int:
-        return sum(len(s.tokens) for s in self.sequences)

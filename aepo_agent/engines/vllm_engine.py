@@ -10,6 +10,7 @@ from aepo_agent.engines.base import SamplingParams, Segment, validate_prefixes
 from aepo_agent.engines.entropy import surprisal, topk_tail_entropy
 
 # CPU defaults: a small KV cache and an in-process engine core, so collective_rpc passes tensors by reference.
+_CPU_MIN_BATCHED_TOKENS = 4096  # tokens per scheduler step on CPU once prefills are kept whole
 _CPU_ENV_DEFAULTS = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 
 
@@ -48,6 +49,12 @@ class VLLMEngine:
             block_size = 32  # finer prefix-cache granularity than the CPU default of 128
         if block_size is not None:
             llm_kwargs["block_size"] = block_size
+        if current_platform.is_cpu() and "enable_chunked_prefill" not in llm_kwargs:
+            # A prefill split over steps rewinds the request's seeded generator, which a CPU torch.Generator cannot
+            # do ("CPU Generator does not use offset"): keep every prefill whole, with room for the longest prompt.
+            llm_kwargs["enable_chunked_prefill"] = False
+            llm_kwargs["max_num_batched_tokens"] = max(max_model_len, llm_kwargs.get("max_num_batched_tokens") or 0,
+                                                       _CPU_MIN_BATCHED_TOKENS)
         self.logprobs_k = logprobs_k
         self.entropy_estimator = entropy_estimator
         self.llm = LLM(model=str(path), enable_prefix_caching=enable_prefix_caching, dtype=dtype,

@@ -48,6 +48,9 @@ def test_vllm_engine_on_smollm(smollm_dir: Path) -> None:
     assert result["max_logprob_diff_vs_hf"] < 2e-3
     assert result["entropy_minus_exact_max"] < 1e-3  # top-k + tail bucket is a lower bound of the exact entropy
     assert result["zeroed_logprobs"] == pytest.approx([result["uniform_logprob"]] * 3, abs=1e-4)
+    total, budget = result["long_prompt_tokens_vs_budget"]
+    assert total > budget  # this batch needed more than one scheduler step of prefill
+    assert all(n == 2 for n in result["long_sizes"]) and result["long_deterministic"]
     segments = result["segments"]
     assert any(s["reason"] == "stop" for s in segments)
     for s in segments:

@@ -42,6 +42,16 @@ def main(model_dir: str) -> dict:
                           "n_tokens": len(seg.token_ids), "n_lp": len(seg.logprobs), "n_ent": len(seg.entropies),
                           "min_entropy": min(seg.entropies)})
 
+    # More prompt tokens than one scheduler step takes: vLLM would split a prefill over steps (chunked prefill),
+    # which with seeded requests crashes on CPU (a CPU torch.Generator cannot rewind its offset).
+    budget = engine.llm.llm_engine.vllm_config.scheduler_config.max_num_batched_tokens
+    filler = tok.encode(" The quick brown fox jumps over the lazy dog." * 80, add_special_tokens=False)[:700]
+    long_prompts = [prefix[:-5] + [filler[(i * 7 + j) % len(filler)] for j in range(700)] + prefix[-5:]
+                    for i in range(budget // 700 + 2)]
+    long_params = SamplingParams(max_tokens=4, seed=3)
+    long_out = [[s.token_ids for s in g] for g in engine.generate(long_prompts, long_params, n=2)]
+    long_again = [[s.token_ids for s in g] for g in engine.generate(long_prompts, long_params, n=2)]
+
     weights = load_file(f"{model_dir}/model.safetensors")
     engine.update_weights((k, torch.zeros_like(v)) for k, v in weights.items())
     zeroed = engine.generate([prefix], SamplingParams(max_tokens=3, seed=0))[0][0].logprobs
@@ -61,6 +71,9 @@ def main(model_dir: str) -> dict:
         "zeroed_logprobs": zeroed,
         "uniform_logprob": -math.log(hf.config.vocab_size),
         "estimator": engine.entropy_estimator,
+        "long_prompt_tokens_vs_budget": [sum(len(p) for p in long_prompts), budget],
+        "long_sizes": [len(g) for g in long_out],
+        "long_deterministic": long_out == long_again,
     }
 
 

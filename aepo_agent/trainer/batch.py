@@ -87,6 +87,20 @@ def policy_logprobs(
     return logp, ent
 
 
+def logprob_gap(rows: Sequence[RolloutRow], logp: torch.Tensor, mask: torch.Tensor) -> tuple[float, float, int]:
+    """|engine log-prob - trainer log-prob| on the rows' model tokens: (sum, max, token count).
+
+    The rollout engine sampled with its own copy of the policy (vLLM: other kernels, weights synced after each
+    update); a gap well above numerical noise means the engine is off-policy (a missed sync, a sampler filter).
+    """
+    engine = torch.zeros_like(logp)
+    for i, row in enumerate(rows):
+        n = min(len(row.old_logprobs), logp.shape[1])
+        engine[i, :n] = torch.tensor(row.old_logprobs[:n], dtype=logp.dtype)
+    gap = (engine - logp.detach()).abs() * mask
+    return float(gap.sum()), float(gap.max()) if gap.numel() else 0.0, int(mask.sum())
+
+
 def sequence_rewards(rows: Sequence[RolloutRow], *, max_len: int, overlong_cache: int) -> torch.Tensor:
     """Rewards [B], with DAPO overlong shaping added when ``overlong_cache`` > 0."""
     rewards = torch.tensor([r.reward for r in rows], dtype=torch.float32)

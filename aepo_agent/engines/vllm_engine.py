@@ -14,20 +14,17 @@ _CPU_MIN_BATCHED_TOKENS = 4096  # tokens per scheduler step on CPU once prefills
 _CPU_ENV_DEFAULTS = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 
 
-def _repack_kept_cpu_weights(worker: Any) -> int:
+def _repack_kept_cpu_weights(worker: Any) -> None:
     """Re-pack the CPU GEMM of every layer that keeps its weight (embedding, LM head) after a reload.
 
     vLLM on CPU packs each weight for oneDNN when it loads; a reload re-packs the layers whose weights it received,
     but an LM head tied to the embedding receives none (its weight arrives as the embedding's), so without this
     it keeps scoring with the old head and vLLM samples from a policy the trainer never had.
     """
-    repacked = 0
     for module in worker.model_runner.get_model().modules():
         method, weight = getattr(module, "quant_method", None), getattr(module, "weight", None)
         if hasattr(module, "cpu_linear") and method is not None and weight is not None and weight.numel() > 0:
             method.process_weights_after_loading(module)
-            repacked += 1
-    return repacked
 
 
 def _finish(output: Any) -> tuple[str, str | None]:
@@ -61,17 +58,17 @@ class VLLMEngine:
                               "(CPU; pins torch==2.13.0+cpu, install without torchvision/torchaudio)") from error
         from vllm.platforms import current_platform
 
-        if block_size is None and current_platform.is_cpu():
+        self._on_cpu = current_platform.is_cpu()
+        if block_size is None and self._on_cpu:
             block_size = 32  # finer prefix-cache granularity than the CPU default of 128
         if block_size is not None:
             llm_kwargs["block_size"] = block_size
-        if current_platform.is_cpu() and "enable_chunked_prefill" not in llm_kwargs:
+        if self._on_cpu and "enable_chunked_prefill" not in llm_kwargs:
             # A prefill split over steps rewinds the request's seeded generator, which a CPU torch.Generator cannot
             # do ("CPU Generator does not use offset"): keep every prefill whole, with room for the longest prompt.
             llm_kwargs["enable_chunked_prefill"] = False
             llm_kwargs["max_num_batched_tokens"] = max(max_model_len, llm_kwargs.get("max_num_batched_tokens") or 0,
                                                        _CPU_MIN_BATCHED_TOKENS)
-        self._on_cpu = current_platform.is_cpu()
         self.logprobs_k = logprobs_k
         self.entropy_estimator = entropy_estimator
         self.llm = LLM(model=str(path), enable_prefix_caching=enable_prefix_caching, dtype=dtype,

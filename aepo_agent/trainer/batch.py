@@ -28,6 +28,7 @@ class TokenBatch:
     response_ids: torch.Tensor  # [B, T]
     segment_ids: torch.Tensor  # [B, T]
     resp_len: int
+    rollout_logprobs: torch.Tensor  # [B, T] the engine's log-probs when it sampled (0 on env text)
 
 
 def collate(rows: Sequence[RolloutRow], pad_id: int) -> TokenBatch:
@@ -40,6 +41,7 @@ def collate(rows: Sequence[RolloutRow], pad_id: int) -> TokenBatch:
     resp = torch.full((b, resp_len), pad_id, dtype=torch.long)
     rmask = torch.zeros((b, resp_len), dtype=torch.float32)
     seg = torch.full((b, resp_len), -1, dtype=torch.long)
+    engine_lp = torch.zeros((b, resp_len), dtype=torch.float32)
     plens = torch.zeros(b, dtype=torch.long)
     for i, r in enumerate(rows):
         seq = r.prompt_ids + r.response_ids
@@ -51,7 +53,8 @@ def collate(rows: Sequence[RolloutRow], pad_id: int) -> TokenBatch:
             resp[i, :n] = torch.tensor(r.response_ids, dtype=torch.long)
             rmask[i, :n] = torch.tensor(r.loss_mask, dtype=torch.float32)
             seg[i, :n] = torch.tensor(r.segment_ids, dtype=torch.long)
-    return TokenBatch(input_ids, attn, plens, rmask, resp, seg, resp_len)
+            engine_lp[i, :n] = torch.tensor(r.old_logprobs, dtype=torch.float32)
+    return TokenBatch(input_ids, attn, plens, rmask, resp, seg, resp_len, engine_lp)
 
 
 def policy_logprobs(
@@ -87,18 +90,28 @@ def policy_logprobs(
     return logp, ent
 
 
-def logprob_gap(rows: Sequence[RolloutRow], logp: torch.Tensor, mask: torch.Tensor) -> tuple[float, float, int]:
-    """|engine log-prob - trainer log-prob| on the rows' model tokens: (sum, max, token count).
+@dataclass
+class LogprobGap:
+    """|engine log-prob - trainer log-prob| of pi_old over the model tokens of the batches it is given.
 
     The rollout engine sampled with its own copy of the policy (vLLM: other kernels, weights synced after each
     update); a gap well above numerical noise means the engine is off-policy (a missed sync, a sampler filter).
     """
-    engine = torch.zeros_like(logp)
-    for i, row in enumerate(rows):
-        n = min(len(row.old_logprobs), logp.shape[1])
-        engine[i, :n] = torch.tensor(row.old_logprobs[:n], dtype=logp.dtype)
-    gap = (engine - logp.detach()).abs() * mask
-    return float(gap.sum()), float(gap.max()) if gap.numel() else 0.0, int(mask.sum())
+
+    total: float = 0.0
+    worst: float = 0.0
+    tokens: int = 0
+
+    def add(self, batch: TokenBatch, logp: torch.Tensor) -> None:
+        gap = (batch.rollout_logprobs - logp.detach()).abs() * batch.response_mask
+        self.total += float(gap.sum())
+        self.worst = max(self.worst, float(gap.max()) if gap.numel() else 0.0)
+        self.tokens += int(batch.response_mask.sum())
+
+    def metrics(self) -> dict[str, float]:
+        if not self.tokens:
+            return {}
+        return {"train/rollout_logprob_diff_mean": self.total / self.tokens, "train/rollout_logprob_diff_max": self.worst}
 
 
 def sequence_rewards(rows: Sequence[RolloutRow], *, max_len: int, overlong_cache: int) -> torch.Tensor:

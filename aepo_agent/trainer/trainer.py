@@ -20,7 +20,13 @@ import aepo_envs  # noqa: F401  (registers the env ids)
 from aepo_agent.algos import dynamic_sampling_filter, entropy_aware_advantages, policy_loss
 from aepo_agent.engines.base import Engine
 from aepo_agent.rollout import RolloutResult, RolloutRow, TreeRollout
-from aepo_agent.trainer.batch import collate, logprob_gap, policy_logprobs, sequence_rewards, token_advantages
+from aepo_agent.trainer.batch import (
+    LogprobGap,
+    collate,
+    policy_logprobs,
+    sequence_rewards,
+    token_advantages,
+)
 from aepo_agent.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from aepo_agent.trainer.config import TrainConfig
 from aepo_agent.trainer.optim import make_optimizer
@@ -122,6 +128,7 @@ class Trainer:
         self.order = DataOrder(task_ids, cfg.seed, cfg.train.data_shuffle)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.start_step = 0
+        self._gap = LogprobGap()  # of the current update
         self.logger = RunLogger(self.run_dir, tensorboard=cfg.train.tensorboard)
         (self.run_dir / "config.json").write_text(json.dumps(cfg.model_dump(), indent=2))
 
@@ -255,7 +262,7 @@ class Trainer:
         live = self._live_rows(adv, full.response_mask)
         need = [i for i in range(len(rows)) if i not in on_policy and (batch_entropy or live[i])]
         self.model.eval()
-        self._gap = [0.0, 0.0, 0]  # engine vs trainer log-probs of pi_old: sum, max, tokens
+        self._gap = LogprobGap()  # engine vs trainer log-probs of pi_old, on the rows computed below
         old_logp = torch.zeros_like(full.response_mask)
         old_ent = torch.zeros_like(full.response_mask)
         with torch.no_grad():
@@ -264,7 +271,7 @@ class Trainer:
                 part = collate([rows[i] for i in sub], self.pad_id)
                 lp, ent = policy_logprobs(self.model, part, temperature=temp, with_entropy=batch_entropy)
                 old_logp[sub, : part.resp_len] = lp
-                self._add_gap([rows[i] for i in sub], lp, part.response_mask)
+                self._gap.add(part, lp)
                 if ent is not None:
                     old_ent[sub, : part.resp_len] = ent
         if batch_entropy:
@@ -282,17 +289,10 @@ class Trainer:
         keys = dict.fromkeys(k for d in logs for k in d)
         out = {k: statistics.fmean(d[k] for d in logs if k in d) for k in keys}
         out["train/zero_adv_rows_skipped"] = float(len(rows) - sum(live))
-        gap_sum, gap_max, gap_tokens = self._gap
-        if gap_tokens:
-            out["train/rollout_logprob_diff_mean"] = gap_sum / gap_tokens
-            out["train/rollout_logprob_diff_max"] = gap_max
+        out.update(self._gap.metrics())
         out["train/reward_mean"] = float(rewards.mean())
         out["train/adv_abs_mean"] = float((adv.abs() * full.response_mask).sum() / full.response_mask.sum().clamp(min=1))
         return out
-
-    def _add_gap(self, rows: Sequence[RolloutRow], logp: torch.Tensor, mask: torch.Tensor) -> None:
-        total, worst, tokens = logprob_gap(rows, logp, mask)
-        self._gap = [self._gap[0] + total, max(self._gap[1], worst), self._gap[2] + tokens]
 
     def _live_rows(self, adv: torch.Tensor, mask: torch.Tensor) -> list[bool]:
         """Per row: whether it can contribute gradient (a nonzero advantage on some token, or a KL term)."""
@@ -327,7 +327,7 @@ class Trainer:
                 kwargs = {"entropy": ent.detach(), "entropy_adv_coef": algo.entropy_advantage_coef}
             old = logp.detach() if on_policy else old_logp[sub, :t]
             if on_policy:
-                self._add_gap([rows[i] for i in sub], old, part.response_mask)
+                self._gap.add(part, old)
             out = policy_loss(
                 logp, old, adv[sub, :t], part.response_mask,
                 kind=algo.loss, clip_low=algo.clip_low, clip_high=algo.clip_high, dual_clip_c=algo.dual_clip_c,

@@ -7,6 +7,15 @@ import math
 import sys
 
 
+def hf_scores(hf, prefix: list[int], token_ids: list[int]):
+    """The HF model's log-prob of each sampled token and its exact entropy at that position."""
+    import torch
+
+    with torch.inference_mode():
+        logprobs = torch.log_softmax(hf(torch.tensor([prefix + token_ids])).logits[0, len(prefix) - 1 : -1].float(), -1)
+    return logprobs.gather(1, torch.tensor(token_ids)[:, None]).squeeze(1), -(logprobs.exp() * logprobs).sum(-1)
+
+
 def main(model_dir: str) -> dict:
     import torch
     from safetensors.torch import load_file
@@ -29,11 +38,7 @@ def main(model_dir: str) -> dict:
     lp_diff, bound_violation, stops = 0.0, 0.0, []
     for group in out:
         for seg in group:
-            ids = torch.tensor([prefix + seg.token_ids])
-            with torch.inference_mode():
-                logprobs = torch.log_softmax(hf(ids).logits[0, len(prefix) - 1 : -1].float(), -1)
-            ref = logprobs.gather(1, torch.tensor(seg.token_ids)[:, None]).squeeze(1)
-            exact = -(logprobs.exp() * logprobs).sum(-1)
+            ref, exact = hf_scores(hf, prefix, seg.token_ids)
             lp_diff = max(lp_diff, (ref - torch.tensor(seg.logprobs)).abs().max().item())
             bound_violation = max(bound_violation, (torch.tensor(seg.entropies) - exact).max().item())
             full = tok.decode(seg.token_ids, skip_special_tokens=True)
@@ -65,10 +70,7 @@ def main(model_dir: str) -> dict:
             param.add_(torch.randn(param.shape, generator=gen) * 0.05 * param.abs().mean())
     engine.update_weights(hf.named_parameters())
     synced = engine.generate([prefix], SamplingParams(max_tokens=16, seed=0))[0][0]
-    with torch.inference_mode():
-        moved = torch.log_softmax(hf(torch.tensor([prefix + synced.token_ids])).logits[0, len(prefix) - 1 : -1], -1)
-    synced_diff = (moved.gather(1, torch.tensor(synced.token_ids)[:, None]).squeeze(1)
-                   - torch.tensor(synced.logprobs)).abs().max().item()
+    synced_diff = (hf_scores(hf, prefix, synced.token_ids)[0] - torch.tensor(synced.logprobs)).abs().max().item()
     engine.close()
     ids = [[s.token_ids for s in g] for g in out]
     return {

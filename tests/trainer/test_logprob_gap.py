@@ -13,7 +13,7 @@ transformers = pytest.importorskip("transformers")
 from aepo_agent.engines.hf_engine import HFEngine  # noqa: E402
 from aepo_agent.rollout.trajectory import RolloutRow  # noqa: E402
 from aepo_agent.trainer import Trainer, load_config  # noqa: E402
-from aepo_agent.trainer.batch import logprob_gap  # noqa: E402
+from aepo_agent.trainer.batch import LogprobGap, collate  # noqa: E402
 
 
 def _row(old_logprobs: list[float], mask: list[int]) -> RolloutRow:
@@ -25,10 +25,13 @@ def _row(old_logprobs: list[float], mask: list[int]) -> RolloutRow:
 
 def test_gap_counts_model_tokens_only() -> None:
     rows = [_row([-1.0, -2.0, 0.0], [1, 1, 0]), _row([-0.5], [1])]
-    logp = torch.tensor([[-1.5, -2.0, -7.0], [-0.25, -3.0, -3.0]])  # row 2 is padded past its one token
-    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-    total, worst, tokens = logprob_gap(rows, logp, mask)
-    assert (total, worst, tokens) == (pytest.approx(0.75), pytest.approx(0.5), 3)
+    batch = collate(rows, pad_id=0)
+    gap = LogprobGap()
+    gap.add(batch, torch.tensor([[-1.5, -2.0, -7.0], [-0.25, -3.0, -3.0]]))  # row 2 is padded past its one token
+    assert (gap.total, gap.worst, gap.tokens) == (pytest.approx(0.75), pytest.approx(0.5), 3)
+    assert gap.metrics() == {"train/rollout_logprob_diff_mean": pytest.approx(0.25),
+                             "train/rollout_logprob_diff_max": pytest.approx(0.5)}
+    assert LogprobGap().metrics() == {}  # no row computed: no metric rather than a fake 0
 
 
 def _trainer(tmp_path, model, tokenizer, engine, ppo_epochs: int) -> Trainer:

@@ -4,7 +4,8 @@ keeping each sequence's KV for the next call (a rollout's next round prefills on
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +120,30 @@ class HFEngine:
     def generate(self, prefixes: list[list[int]], params: SamplingParams, n: int = 1) -> list[list[Segment]]:
         """Sample `n` continuations per prefix; identical or overlapping prefixes are prefilled once per chunk."""
         validate_prefixes(prefixes, n)
+        generator = self._generator(params.seed)
+        order = sorted(range(len(prefixes)), key=lambda i: prefixes[i])
+        rows = [(i, k) for i in order for k in range(n)]
+        out: list[list[Segment | None]] = [[None] * n for _ in prefixes]
+        with self._call():
+            for start in range(0, len(rows), self.max_batch):
+                chunk = rows[start : start + self.max_batch]
+                segments = self._generate_rows([prefixes[i] for i, _ in chunk], params, generator)
+                for (i, k), segment in zip(chunk, segments, strict=True):
+                    out[i][k] = segment
+        return [[s for s in group if s is not None] for group in out]
+
+    def stream(self, seed: int | None = None, exit_fraction: float = 0.5) -> Any:
+        """A continuous-batching request stream over this engine (see ``hf_stream.HFSegmentStream``)."""
+        from aepo_agent.engines.hf_stream import HFSegmentStream
+
+        return HFSegmentStream(self, seed=seed, exit_fraction=exit_fraction)
+
+    def _generator(self, seed: int | None) -> torch.Generator | None:
+        return None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
+
+    @contextmanager
+    def _call(self) -> Iterator[None]:
+        """One engine call: drop KV kept under older weights, run without autograd, keep this call's KV after."""
         if self.model is None:
             raise RuntimeError("HFEngine.generate called after close()")
         if self.reuse_kv:
@@ -126,24 +151,13 @@ class HFEngine:
             if version != self._weights_version:
                 self._store.clear()
                 self._weights_version = version
-        generator = None
-        if params.seed is not None:
-            generator = torch.Generator(device=self.device).manual_seed(params.seed)
-        order = sorted(range(len(prefixes)), key=lambda i: prefixes[i])
-        rows = [(i, k) for i in order for k in range(n)]
-        out: list[list[Segment | None]] = [[None] * n for _ in prefixes]
         try:
             with torch.inference_mode():
-                for start in range(0, len(rows), self.max_batch):
-                    chunk = rows[start : start + self.max_batch]
-                    segments = self._generate_rows([prefixes[i] for i, _ in chunk], params, generator)
-                    for (i, k), segment in zip(chunk, segments, strict=True):
-                        out[i][k] = segment
+                yield
         except BaseException:
             self._store.clear()
             raise
         self._store.commit()
-        return [[s for s in group if s is not None] for group in out]
 
     def clear_prefix_cache(self) -> None:
         """Drop the KV kept from the last call (a rollout calls this when it ends, freeing the memory)."""
@@ -220,10 +234,20 @@ class HFEngine:
                   for layer in cache.layers]
         self._store.add(tokens, layers)
 
-    def _generate_rows(self, prefixes: list[list[int]], params: SamplingParams,
-                       generator: torch.Generator | None) -> list[Segment]:
+    def _generate_rows(self, prefixes: list[list[int]], params: SamplingParams, generator: torch.Generator | None,
+                       limits: list[int] | None = None, history: list[list[int]] | None = None,
+                       exit_after: int | None = None) -> list[Segment]:
+        """Decode every prefix until a stop, EOS or its limit (``limits[i]`` tokens, default ``params.max_tokens``).
+
+        ``history[i]``: tokens of the same segment sampled by earlier calls, so a stop string spanning the call
+        boundary is still found. ``exit_after``: return once that many rows finished while others still run; those
+        come back with ``meta["preempted"]`` and their KV kept, so the next call resumes them without a prefill.
+        """
         from aepo_agent.engines.growing_cache import reserve
 
+        count = len(prefixes)
+        limits = limits if limits is not None else [params.max_tokens] * count
+        history = history if history is not None else [[] for _ in range(count)]
         distinct: dict[tuple[int, ...], int] = {}
         head_of = [distinct.setdefault(tuple(p[:-1]), len(distinct)) for p in prefixes]
         cache, mask, row_of = self._prefill([list(h) for h in distinct])
@@ -231,19 +255,19 @@ class HFEngine:
         if mask.shape[1] > 0:
             cache.reorder_cache(index)
         mask = mask.index_select(0, index)
-        reserve(cache, params.max_tokens)  # decode writes in place: no copy of the whole cache per token
+        reserve(cache, max(limits))  # decode writes in place: no copy of the whole cache per token
 
         temperature = params.temperature if params.temperature > 0 else 1.0
         checker = StopChecker(self._tokenizer, params.stop)
-        count = len(prefixes)
         tokens: list[list[int]] = [[] for _ in range(count)]
         logps: list[list[float]] = [[] for _ in range(count)]
         ents: list[list[float]] = [[] for _ in range(count)]
         reasons: list[str] = ["length"] * count
         active = list(range(count))
+        finished = 0
         current = torch.tensor([p[-1] for p in prefixes], device=self.device)
         positions = torch.tensor([len(p) - 1 for p in prefixes], device=self.device)
-        for _ in range(params.max_tokens):
+        for _ in range(max(limits)):
             mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=self.device)], dim=1)
             logits = self._forward(current[:, None], mask, positions[:, None], cache).logits[:, -1, :].float()
             self.stats.decode_forwards += 1
@@ -259,11 +283,12 @@ class HFEngine:
                 ents[row].append(ent)
                 if tok in self.eos_ids:
                     reasons[row] = "eos"
-                elif checker.completed(tokens[row]):
+                elif checker.completed(history[row] + tokens[row][-checker.window :]):
                     reasons[row] = "stop"
-                else:
+                elif len(tokens[row]) < limits[row]:
                     keep.append(j)
             self.stats.generated_tokens += len(active)
+            finished += len(active) - len(keep)
             for j in sorted(set(range(len(active))) - set(keep)):
                 self._keep(cache, mask, j, prefixes[active[j]], tokens[active[j]])
             if not keep:
@@ -276,12 +301,19 @@ class HFEngine:
                 chosen = chosen.index_select(0, keep_index)
                 positions = positions.index_select(0, keep_index)
                 active = [active[j] for j in keep]
+            if exit_after is not None and finished >= exit_after:
+                break
             current = chosen
             positions = positions + 1
-        for j, row in enumerate(active):  # still running at max_tokens
+        for j, row in enumerate(active):  # preempted: resumed by the next call from the KV kept here
             self._keep(cache, mask, j, prefixes[row], tokens[row])
+        preempted = set(active)
         segments = []
         for row in range(count):
+            if row in preempted:
+                segments.append(Segment(token_ids=tokens[row], logprobs=logps[row], entropies=ents[row], text="",
+                                        finish_reason="length", meta={"preempted": True}))
+                continue
             text, stop = checker.finish(tokens[row])
             reason = reasons[row] if reasons[row] != "stop" or stop is not None else "length"
             segments.append(Segment(token_ids=tokens[row], logprobs=logps[row], entropies=ents[row], text=text,

@@ -27,6 +27,9 @@ class RolloutConfig:
     # A group whose paths all ended short of n: released code adds one fresh global sample per round
     # ("per_round"); the paper fills the whole remainder at once ("all", far fewer sequential rounds).
     fill: Literal["per_round", "all"] = "per_round"
+    # "rounds": one engine call per round, every trajectory waits for the round's longest segment (released
+    # loop); "continuous": a trajectory goes on as soon as its segment ends (engines with a stream: hf, vllm).
+    schedule: Literal["rounds", "continuous"] = "rounds"
     keep_monitor_rollout: bool = False  # Appendix C.4: reuse the monitoring trajectory as a global sample
     # Generation
     response_prefix: str = ""  # forced opening of every response (e.g. "<think>"); masked out of the loss
@@ -51,6 +54,8 @@ class RolloutConfig:
             raise ValueError("rollout.branch_entropy_source must be 'previous_segment' or 'after_tool'")
         if self.fill not in ("per_round", "all"):
             raise ValueError("rollout.fill must be 'per_round' (released code) or 'all' (paper)")
+        if self.schedule not in ("rounds", "continuous"):
+            raise ValueError("rollout.schedule must be 'rounds' (released loop) or 'continuous'")
         if self.entropy_reduction not in ("sum", "mean"):
             raise ValueError("rollout.entropy_reduction must be 'sum' or 'mean'")
         if self.max_response_tokens < 1 or self.segment_max_tokens < 1:

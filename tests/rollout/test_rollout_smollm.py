@@ -50,8 +50,11 @@ def _run(engine, envs, **kw):
     return rollout, rollout.run(envs, [{"index": 0}, {"index": 1}])
 
 
-def test_arpo_tree_branches_after_tool_results(engine, envs):
-    _, result = _run(engine, envs, mode="arpo", branch_probability=1.0, branch_entropy_source="after_tool")
+@pytest.mark.parametrize("schedule", ["rounds", "continuous"])
+def test_arpo_tree_branches_after_tool_results(engine, envs, schedule):
+    _, result = _run(engine, envs, mode="arpo", branch_probability=1.0, branch_entropy_source="after_tool",
+                     schedule=schedule)
+    assert result.stats["rollout/continuous"] == float(schedule == "continuous")
     rows = result.rows
     tok = engine.tokenizer
     for gid in (0, 1):
@@ -74,8 +77,9 @@ def test_arpo_tree_branches_after_tool_results(engine, envs):
     assert result.stats["rollout/branches_per_tree"] > 0
 
 
-def test_loss_mask_excludes_env_text(engine, envs):
-    _, result = _run(engine, envs, mode="aepo")
+@pytest.mark.parametrize("schedule", ["rounds", "continuous"])
+def test_loss_mask_excludes_env_text(engine, envs, schedule):
+    _, result = _run(engine, envs, mode="aepo", schedule=schedule)
     tok = engine.tokenizer
     for row in result.rows:
         assert len(row.response_ids) == len(row.loss_mask) == len(row.old_logprobs) == len(row.entropies)

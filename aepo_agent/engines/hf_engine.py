@@ -85,7 +85,8 @@ class HFEngine:
     entropy_estimator = "exact"
 
     def __init__(self, model_or_path: Any, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 max_batch: int = 64, tokenizer: Any = None, reuse_kv: bool = True) -> None:
+                 max_batch: int = 64, tokenizer: Any = None, reuse_kv: bool = True,
+                 stream_exit_fraction: float = 0.5) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if max_batch < 1:
@@ -104,6 +105,7 @@ class HFEngine:
         self.model = model.to(self.device).eval()
         self._tokenizer = tokenizer
         self.max_batch = max_batch
+        self.stream_exit_fraction = stream_exit_fraction
         self.eos_ids = _eos_ids(model, tokenizer)
         pad = getattr(tokenizer, "pad_token_id", None)
         self.pad_id = int(pad) if pad is not None else min(self.eos_ids, default=0)
@@ -132,11 +134,13 @@ class HFEngine:
                     out[i][k] = segment
         return [[s for s in group if s is not None] for group in out]
 
-    def stream(self, seed: int | None = None, exit_fraction: float = 0.5) -> Any:
-        """A continuous-batching request stream over this engine (see ``hf_stream.HFSegmentStream``)."""
+    def stream(self, seed: int | None = None, exit_fraction: float | None = None) -> Any:
+        """A continuous-batching request stream over this engine (see ``hf_stream.HFSegmentStream``); by default
+        a call ends once ``stream_exit_fraction`` of its rows ended."""
         from aepo_agent.engines.hf_stream import HFSegmentStream
 
-        return HFSegmentStream(self, seed=seed, exit_fraction=exit_fraction)
+        fraction = self.stream_exit_fraction if exit_fraction is None else exit_fraction
+        return HFSegmentStream(self, seed=seed, exit_fraction=fraction)
 
     def _generator(self, seed: int | None) -> torch.Generator | None:
         return None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
@@ -216,11 +220,37 @@ class HFEngine:
                     ids[row, width - len(tokens) :] = torch.tensor(tokens)
                     pos[row, width - len(tokens) :] = torch.arange(first, first + len(tokens))
                     new_mask[row, width - len(tokens) :] = 1
+            past = mask.shape[1]
             mask = torch.cat([mask, new_mask.to(self.device)], dim=1)
-            self._forward(ids.to(self.device), mask, pos.to(self.device), cache)
+            filled = [row for row, (tokens, _) in enumerate(spans) if tokens]
+            if len(filled) < len(level) and self._plain_cache:
+                self._forward_rows(filled, ids.to(self.device), mask, pos.to(self.device), cache, past)
+            else:
+                self._forward(ids.to(self.device), mask, pos.to(self.device), cache)
             self.stats.prefill_forwards += 1
             self.stats.prefill_tokens += int(new_mask.sum())
         return cache, mask, row_of
+
+    def _forward_rows(self, rows: list[int], ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
+                      cache: Any, past: int) -> None:
+        """Prefill only the cache rows that have new tokens (a continuous batch resumes most rows with none) and
+        give the others masked empty columns: the forward does not pay for padding rows."""
+        from transformers import DynamicCache
+
+        index = torch.tensor(rows, device=self.device)
+        sub = DynamicCache(config=self.model.config)
+        if past:
+            for i, layer in enumerate(cache.layers):
+                sub.update(layer.keys.index_select(0, index), layer.values.index_select(0, index), i)
+        self._forward(ids.index_select(0, index), mask.index_select(0, index), positions.index_select(0, index), sub)
+        width = ids.shape[1]
+        for i, layer in enumerate(sub.layers):
+            keys, values = layer.keys[:, :, -width:], layer.values[:, :, -width:]
+            full_keys = keys.new_zeros((ids.shape[0], *keys.shape[1:]))
+            full_values = values.new_zeros((ids.shape[0], *values.shape[1:]))
+            full_keys.index_copy_(0, index, keys)
+            full_values.index_copy_(0, index, values)
+            cache.update(full_keys, full_values, i)
 
     def _keep(self, cache: Any, mask: torch.Tensor, row: int, prefix: list[int], sampled: list[int]) -> None:
         """Store the KV of cache row `row`: it holds `prefix + sampled` minus the last sampled token (never fed)."""

@@ -26,6 +26,7 @@ class EngineSection(_Section):
     kind: Literal["hf", "vllm"] = "hf"
     max_batch: int = 64
     reuse_kv: bool = True  # hf: keep each sequence's KV between rollout rounds (memory: one round's contexts)
+    stream_exit_fraction: float = Field(0.5, gt=0, le=1)  # hf, continuous schedule: a call ends once this share of rows ended
     vllm_kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -49,6 +50,7 @@ class RolloutSection(_Section):
     dynamic_rollouts: bool = False
     premonitor_beta: float = 0.5
     fill: Literal["per_round", "all"] = "per_round"
+    schedule: Literal["rounds", "continuous"] = "rounds"
     keep_monitor_rollout: bool = False
     response_prefix: str = ""
     max_response_tokens: int = 512

@@ -64,7 +64,7 @@ def build_engine(cfg: TrainConfig, model: torch.nn.Module, tokenizer: Any) -> En
         from aepo_agent.engines.hf_engine import HFEngine
 
         return HFEngine(model, tokenizer=tokenizer, device=cfg.model.device, max_batch=cfg.engine.max_batch,
-                        reuse_kv=cfg.engine.reuse_kv)
+                        reuse_kv=cfg.engine.reuse_kv, stream_exit_fraction=cfg.engine.stream_exit_fraction)
     from aepo_agent.engines.vllm_engine import VLLMEngine
     from aepo_agent.models import resolve_model
 

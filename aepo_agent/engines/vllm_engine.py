@@ -71,16 +71,9 @@ class VLLMEngine:
                                                        _CPU_MIN_BATCHED_TOKENS)
         self.logprobs_k = logprobs_k
         self.entropy_estimator = entropy_estimator
-        import torch
-
-        threads = torch.get_num_threads()
         self.llm = LLM(model=str(path), enable_prefix_caching=enable_prefix_caching, dtype=dtype,
                        max_model_len=max_model_len, max_logprobs=max(20, logprobs_k), seed=seed,
                        logprobs_mode="processed_logprobs", enforce_eager=enforce_eager, **llm_kwargs)
-        if self._on_cpu:
-            # vLLM drops torch to one thread "for serving" unless OMP_NUM_THREADS is set; in-process on CPU that
-            # would also serialise its own forward and the trainer's update in this process.
-            torch.set_num_threads(threads)
         self._tokenizer = self.llm.get_tokenizer()
         self.last_num_cached_tokens: list[int] = []
 

@@ -21,7 +21,9 @@ def main(model_dir: str) -> dict:
     from aepo_agent.engines.vllm_engine import VLLMEngine
     from aepo_agent.rollout import RolloutConfig, TreeRollout
 
-    os.environ.pop("OMP_NUM_THREADS", None)  # as under `aepo train`: vLLM would drop torch to 1 thread for serving
+    # As under `aepo train`: vLLM asks torch for 1 thread "for serving" unless OMP_NUM_THREADS is set; its CPU
+    # worker refuses the change after binding threads, so the trainer in this process keeps its threads.
+    os.environ.pop("OMP_NUM_THREADS", None)
     torch.set_num_threads(2)
     engine = VLLMEngine(model_dir, enforce_eager=True, max_model_len=1024, logprobs_k=10, dtype="float32")
     threads_after = torch.get_num_threads()

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -15,6 +15,9 @@ from aepo_agent.engines.base import SamplingParams, Segment, validate_prefixes
 from aepo_agent.engines.kv_store import PrefixKVStore
 from aepo_agent.engines.prefix_tree import prefill_levels
 from aepo_agent.engines.stops import StopChecker
+
+if TYPE_CHECKING:
+    from aepo_agent.engines.hf_stream import HFSegmentStream
 
 
 @dataclass
@@ -134,7 +137,7 @@ class HFEngine:
                     out[i][k] = segment
         return [[s for s in group if s is not None] for group in out]
 
-    def stream(self, seed: int | None = None, exit_fraction: float | None = None) -> Any:
+    def stream(self, seed: int | None = None, exit_fraction: float | None = None) -> HFSegmentStream:
         """A continuous-batching request stream over this engine (see ``hf_stream.HFSegmentStream``); by default
         a call ends once ``stream_exit_fraction`` of its rows ended."""
         from aepo_agent.engines.hf_stream import HFSegmentStream
@@ -270,7 +273,7 @@ class HFEngine:
         """Decode every prefix until a stop, EOS or its limit (``limits[i]`` tokens, default ``params.max_tokens``).
 
         ``history[i]``: tokens of the same segment sampled by earlier calls, so a stop string spanning the call
-        boundary is still found. ``exit_after``: return once that many rows finished while others still run; those
+        boundary is still found; a finished row's text and stop string cover ``history[i]`` too (its ids do not). ``exit_after``: return once that many rows finished while others still run; those
         come back with ``meta["preempted"]`` and their KV kept, so the next call resumes them without a prefill.
         """
         from aepo_agent.engines.growing_cache import reserve
@@ -344,7 +347,7 @@ class HFEngine:
                 segments.append(Segment(token_ids=tokens[row], logprobs=logps[row], entropies=ents[row], text="",
                                         finish_reason="length", meta={"preempted": True}))
                 continue
-            text, stop = checker.finish(tokens[row])
+            text, stop = checker.finish(history[row] + tokens[row])
             reason = reasons[row] if reasons[row] != "stop" or stop is not None else "length"
             segments.append(Segment(token_ids=tokens[row], logprobs=logps[row], entropies=ents[row], text=text,
                                     finish_reason=reason, stop_string=stop if reason == "stop" else None))  # type: ignore[arg-type]

@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from aepo_agent.engines.base import SamplingParams, Segment
-from aepo_agent.engines.stops import StopChecker
+from aepo_agent.engines.base import SamplingParams, Segment, validate_prefixes
+from aepo_agent.engines.stream import call_seed, sampling_key
 
 if TYPE_CHECKING:
     from aepo_agent.engines.hf_engine import HFEngine
@@ -39,12 +39,11 @@ class HFSegmentStream:
         self.engine = engine
         self.seed = seed
         self.exit_fraction = exit_fraction
-        self.calls = 0
+        self._calls = 0
         self._live: list[_Live] = []
 
     def submit(self, request_id: int, prefix: list[int], params: SamplingParams) -> None:
-        if not prefix:
-            raise ValueError(f"request {request_id} has an empty prefix")
+        validate_prefixes([prefix], 1)
         self._live.append(_Live(request_id, list(prefix), params))
 
     def collect(self) -> list[tuple[int, Segment]]:
@@ -52,31 +51,23 @@ class HFSegmentStream:
             raise RuntimeError("HFSegmentStream.collect with no submitted request")
         engine = self.engine
         first = self._live[0].params
-        key = replace(first, max_tokens=1, seed=None)
-        batch = [r for r in self._live if replace(r.params, max_tokens=1, seed=None) == key][: engine.max_batch]
-        seed = None if self.seed is None else self.seed * 100_003 + self.calls
-        self.calls += 1
+        batch = [r for r in self._live if sampling_key(r.params) == sampling_key(first)][: engine.max_batch]
+        seed = call_seed(self.seed, self._calls)
+        self._calls += 1
         limits = [r.params.max_tokens - len(r.tokens) for r in batch]
         exit_after = max(1, math.ceil(self.exit_fraction * len(batch)))
         with engine._call():
             pieces = engine._generate_rows([r.prefix + r.tokens for r in batch], replace(first, seed=seed),
                                            engine._generator(seed), limits=limits,
                                            history=[r.tokens for r in batch], exit_after=exit_after)
-        checker = StopChecker(engine.tokenizer, first.stop)
         done: list[tuple[int, Segment]] = []
         for request, piece in zip(batch, pieces, strict=True):
             request.tokens += piece.token_ids
             request.logprobs += piece.logprobs
             request.entropies += piece.entropies
-            if piece.meta.get("preempted"):
-                continue
-            text, stop = checker.finish(request.tokens)
-            reason = piece.finish_reason
-            if reason == "stop" and stop is None:
-                reason = "length"
-            done.append((request.request_id, Segment(
-                token_ids=request.tokens, logprobs=request.logprobs, entropies=request.entropies, text=text,
-                finish_reason=reason, stop_string=stop if reason == "stop" else None)))
+            if not piece.meta.get("preempted"):  # the piece's text, stop and reason already cover the earlier pieces
+                done.append((request.request_id, replace(piece, token_ids=request.tokens, logprobs=request.logprobs,
+                                                         entropies=request.entropies)))
         finished = {rid for rid, _ in done}
         self._live = [r for r in self._live if r.request_id not in finished]
         return done

@@ -19,8 +19,6 @@ Schedule = Literal["rounds", "continuous"]
 class SegmentStream(Protocol):
     """Requests in, finished segments out. ``collect`` blocks until at least one submitted request ended."""
 
-    calls: int  # engine calls so far (rounds for a RoundStream)
-
     def submit(self, request_id: int, prefix: list[int], params: SamplingParams) -> None: ...
 
     def collect(self) -> list[tuple[int, Segment]]: ...
@@ -35,6 +33,16 @@ class Request:
     params: SamplingParams
 
 
+def sampling_key(params: SamplingParams) -> SamplingParams:
+    """What requests must share to run in one batch call: everything but ``max_tokens`` and ``seed``."""
+    return replace(params, max_tokens=1, seed=None)
+
+
+def call_seed(seed: int | None, call: int) -> int | None:
+    """The seed of a stream's ``call``-th batch call (the released loop's per-round seed)."""
+    return None if seed is None else seed * 100_003 + call
+
+
 class RoundStream:
     """Round-synchronous stream over any engine: one ``generate`` per ``collect`` over every pending request, with
     the longest requested ``max_tokens`` and the seed ``seed * 100_003 + call``; rows are returned unchanged (a row
@@ -43,7 +51,7 @@ class RoundStream:
     def __init__(self, engine: Engine, seed: int | None = None) -> None:
         self.engine = engine
         self.seed = seed
-        self.calls = 0
+        self._calls = 0
         self._queue: list[Request] = []
 
     def submit(self, request_id: int, prefix: list[int], params: SamplingParams) -> None:
@@ -54,12 +62,11 @@ class RoundStream:
             raise RuntimeError("RoundStream.collect with no submitted request")
         queue, self._queue = self._queue, []
         first = queue[0].params
-        for request in queue[1:]:
-            if replace(request.params, max_tokens=first.max_tokens, seed=first.seed) != first:
-                raise ValueError("every request of one round must share its sampling settings (max_tokens aside)")
-        seed = None if self.seed is None else self.seed * 100_003 + self.calls
-        params = replace(first, max_tokens=max(r.params.max_tokens for r in queue), seed=seed)
-        self.calls += 1
+        if any(sampling_key(r.params) != sampling_key(first) for r in queue[1:]):
+            raise ValueError("every request of one round must share its sampling settings (max_tokens aside)")
+        params = replace(first, max_tokens=max(r.params.max_tokens for r in queue),
+                         seed=call_seed(self.seed, self._calls))
+        self._calls += 1
         outputs = self.engine.generate([r.prefix for r in queue], params, n=1)
         return [(r.request_id, out[0]) for r, out in zip(queue, outputs, strict=True)]
 

@@ -150,7 +150,6 @@ class VLLMSegmentStream:
     def __init__(self, engine: VLLMEngine, seed: int | None = None) -> None:
         self.engine = engine
         self.seed = seed
-        self.calls = 0
         self._pending: set[str] = set()
 
     def submit(self, request_id: int, prefix: list[int], params: SamplingParams) -> None:
@@ -167,7 +166,6 @@ class VLLMSegmentStream:
         if not self._pending:
             raise RuntimeError("VLLMSegmentStream.collect with no submitted request")
         llm_engine = self.engine.llm.llm_engine
-        self.calls += 1
         while True:
             done = [out for out in llm_engine.step() if out.finished and out.request_id in self._pending]
             if done:

@@ -149,10 +149,10 @@ class TreeRollout:
         round stream a step is the released round; with a continuous one, only the segments that just ended."""
         cfg = self.cfg
         by_gid = {g.gid: g for g in groups}
-        in_flight: dict[int, tuple[Trajectory, int]] = {}
+        in_flight: dict[int, Trajectory] = {}  # request id -> the trajectory whose segment it generates
 
         def submit_waiting() -> None:
-            busy = {id(t) for t, _ in in_flight.values()}
+            busy = {id(t) for t in in_flight.values()}
             for g in groups:
                 for t in g.trajs:
                     if t.done or id(t) in busy:
@@ -162,7 +162,7 @@ class TreeRollout:
                                             max_tokens=max(1, min(cfg.segment_max_tokens, left)), stop=self._stop)
                     self._next_request += 1
                     self._stream.submit(self._next_request, g.prompt_ids + t.response_ids, params)
-                    in_flight[self._next_request] = (t, left)
+                    in_flight[self._next_request] = t
 
         submit_waiting()
         while in_flight:
@@ -172,9 +172,9 @@ class TreeRollout:
                 g.gained = False
             touched: set[int] = set()
             for request_id, segment in ended:
-                traj, left = in_flight.pop(request_id)
+                traj = in_flight.pop(request_id)
                 touched.add(traj.group)
-                self._advance(by_gid[traj.group], traj, segment, left, allow_branch)
+                self._advance(by_gid[traj.group], traj, segment, allow_branch)
             if allow_branch:
                 for g in groups:  # fill: a prompt with no active path gets fresh global samples
                     if g.count < g.target and all(t.done for t in g.trajs):
@@ -192,8 +192,9 @@ class TreeRollout:
                         g.run = g.run + 1 if g.gained else 0
             submit_waiting()
 
-    def _advance(self, g: _Group, t: Trajectory, seg: Segment, left: int, allow_branch: bool) -> None:
+    def _advance(self, g: _Group, t: Trajectory, seg: Segment, allow_branch: bool) -> None:
         cfg = self.cfg
+        left = cfg.max_response_tokens - len(t.response_ids)  # t's tokens do not change while its segment runs
         tokens = list(seg.token_ids[:left])
         cut = len(tokens) < len(seg.token_ids)
         self.generated_tokens += len(tokens)

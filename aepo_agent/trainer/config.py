@@ -26,7 +26,8 @@ class EngineSection(_Section):
     kind: Literal["hf", "vllm"] = "hf"
     max_batch: int = 64
     reuse_kv: bool = True  # hf: keep each sequence's KV between rollout rounds (memory: one round's contexts)
-    stream_exit_fraction: float = Field(0.5, gt=0, le=1)  # hf, continuous schedule: a call ends once this share of rows ended
+    # hf, rollout.schedule continuous: an engine call ends once this share of its rows ended
+    stream_exit_fraction: float = Field(0.5, gt=0, le=1)
     vllm_kwargs: dict[str, Any] = Field(default_factory=dict)
 
 

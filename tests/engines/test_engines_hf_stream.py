@@ -16,16 +16,14 @@ def _prompts(engine) -> list[list[int]]:
                                                       tokenize=True, return_dict=False)) for q in questions]
 
 
-def _drain(stream, order: list[int] | None = None) -> tuple[dict[int, object], list[list[int]]]:
-    """Collect until every request ended; also record which requests each collect returned."""
+def _drain(stream, count: int) -> tuple[dict[int, object], list[list[int]]]:
+    """Collect until ``count`` requests ended; also record which requests each collect returned."""
     got: dict[int, object] = {}
     calls: list[list[int]] = []
-    while len(got) < (len(order) if order else 0) or not calls:
+    while len(got) < count:
         ended = stream.collect()
         calls.append([rid for rid, _ in ended])
         got.update(ended)
-        if order is None:
-            break
     return got, calls
 
 
@@ -38,7 +36,7 @@ def test_greedy_stream_segments_equal_one_batch_call(hf_engine) -> None:
     assert isinstance(stream, SegmentStream)
     for rid, (p, m) in enumerate(zip(prompts, limits, strict=True)):
         stream.submit(rid, p, SamplingParams(temperature=0, max_tokens=m))
-    got, calls = _drain(stream, order=list(range(4)))
+    got, calls = _drain(stream, 4)
     assert len(calls) > 1 and calls[0] == [0]  # the 5-token request came back alone, first
     for rid, ref in enumerate(batch):
         seg = got[rid]
@@ -58,7 +56,7 @@ def test_resumed_requests_reuse_their_kv_and_new_requests_join_the_batch(hf_engi
     prefilled = hf_engine.stats.prefill_tokens
     # A request joining while request 1 is still running: its own prompt is prefilled, request 1's is not.
     stream.submit(2, prompts[1], SamplingParams(temperature=0, max_tokens=30))
-    rest, _ = _drain(stream, order=[1, 2])
+    rest, _ = _drain(stream, 2)
     resumed_prefill = hf_engine.stats.prefill_tokens - prefilled
     assert resumed_prefill <= len(prompts[1]) + 1  # request 1 resumed from kept KV (its own tokens: none)
     assert hf_engine.stats.reused_tokens >= len(prompts[2])
@@ -77,7 +75,7 @@ def test_stop_string_split_across_calls_ends_the_segment(hf_engine) -> None:
     stream = hf_engine.stream(exit_fraction=0.5)
     stream.submit(0, prompt, SamplingParams(temperature=0, max_tokens=20, stop=(stop,)))
     stream.submit(1, _prompts(hf_engine)[0], SamplingParams(temperature=0, max_tokens=4, stop=(stop,)))  # exits early
-    got, calls = _drain(stream, order=[0, 1])
+    got, calls = _drain(stream, 2)
     assert calls[0] == [1]  # request 0 was preempted after 4 tokens, before its stop string completed
     seg = got[0]
     assert seg.finish_reason == "stop" and seg.stop_string == stop and seg.text.endswith(stop)
@@ -100,7 +98,7 @@ def test_sampled_stream_logprobs_and_entropies_are_exact(hf_engine) -> None:
     stream = hf_engine.stream(seed=7, exit_fraction=0.25)
     for rid, p in enumerate(prompts):
         stream.submit(rid, p, SamplingParams(temperature=0.8, max_tokens=8 + 6 * rid))
-    got, _ = _drain(stream, order=list(range(4)))
+    got, _ = _drain(stream, 4)
     for rid, p in enumerate(prompts):
         seg = got[rid]
         ids = torch.tensor([p + seg.token_ids])

@@ -14,14 +14,13 @@ class OneAtATime:
     """A continuous stream over a batch engine that ends exactly one request per collect, oldest first."""
 
     def __init__(self, engine, log: list[list[int]]) -> None:
-        self.engine, self.log, self.calls, self.queue = engine, log, 0, []
+        self.engine, self.log, self.queue = engine, log, []
 
     def submit(self, request_id, prefix, params) -> None:
         self.queue.append(Request(request_id, list(prefix), params))
 
     def collect(self):
         request = self.queue.pop(0)
-        self.calls += 1
         self.log.append(request.prefix)
         return [(request.request_id, self.engine.generate([request.prefix], request.params)[0][0])]
 

@@ -4,18 +4,26 @@
 """
 
 from aepo_envs.backends.base import ExecResult, Hit, Link, Page
+from aepo_envs.contract import (
+    AgentEnv,
+    clone_env,
+    end_episode,
+    end_episode_reward,
+    env_stop_strings,
+    env_tasks,
+)
 from aepo_envs.envs.tool_use_env import ToolUseEnv
 from aepo_envs.registry import list_envs, register_all
 from aepo_envs.spaces import UnicodeText
 from aepo_envs.tasks.base import DatasetNotFoundError, TaskRow
 from aepo_envs.tools.base import Tool, ToolResult, ToolStatus, make_tool, register_tool, registered_tools
-from aepo_envs.utils import clone_env
 
 __version__ = "0.1.0"
 
 register_all()
 
 __all__ = [
+    "AgentEnv",
     "DatasetNotFoundError",
     "ExecResult",
     "Hit",
@@ -28,6 +36,10 @@ __all__ = [
     "ToolUseEnv",
     "UnicodeText",
     "clone_env",
+    "end_episode",
+    "end_episode_reward",
+    "env_stop_strings",
+    "env_tasks",
     "list_envs",
     "make_tool",
     "register_all",

@@ -34,7 +34,9 @@ class EnvConfig:
     # Budgets.
     max_turns: int = 16
     max_tool_calls: int | dict[str, int] | None = None
+    max_tool_calls_total: int | None = None  # all tools together (the released ARPO call_limit)
     on_tool_budget: str = "feedback"
+    on_empty_tool_call: str = "feedback"  # "end": an empty call ends the episode silently (released ARPO)
     max_context_chars: int = 200_000
     max_action_chars: int = 32_000
     max_obs_chars: int = 8_000
@@ -71,6 +73,11 @@ class EnvConfig:
             raise ValueError(f"action_format must be 'tags' or 'json', got {self.action_format!r}")
         if self.on_tool_budget not in ("feedback", "truncate"):
             raise ValueError(f"on_tool_budget must be 'feedback' or 'truncate', got {self.on_tool_budget!r}")
+        if self.on_empty_tool_call not in ("feedback", "end"):
+            raise ValueError(f"on_empty_tool_call must be 'feedback' or 'end', got {self.on_empty_tool_call!r}")
+        total = self.max_tool_calls_total
+        if total is not None and (not isinstance(total, int) or isinstance(total, bool) or total < 0):
+            raise ValueError(f"max_tool_calls_total must be None or an int >= 0, got {total!r}")
         for key in ("max_turns", "max_context_chars", "max_action_chars", "max_obs_chars"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

@@ -207,6 +207,16 @@ class ToolUseEnv(gym.Env[str, str]):
             status = ToolStatus.OK
             terminated = True
             info["final_answer"] = parsed.prediction
+        elif isinstance(parsed, InvalidAction) and parsed.empty_call_tool and self.config.on_empty_tool_call == "end":
+            # Released ARPO: a call over the limit is an overrun even when empty; otherwise the path stops silently.
+            over = self._over_budget(parsed.empty_call_tool)
+            status = ToolStatus.BUDGET_EXCEEDED if over else ToolStatus.PARSE_ERROR
+            if over and self.config.on_tool_budget == "feedback":
+                obs = self._parser.format_result(parsed.empty_call_tool, over.text)
+            else:
+                truncated = True
+                info["truncation_reason"] = (f"max_tool_calls[{parsed.empty_call_tool}]" if over
+                                             else "empty_tool_call")
         elif isinstance(parsed, InvalidAction):
             status = ToolStatus.PARSE_ERROR
             obs = self._parser.format_feedback(parsed.reason)
@@ -266,16 +276,24 @@ class ToolUseEnv(gym.Env[str, str]):
         """Whether the current episode has ended (or none was started)."""
         return self._done
 
+    def _over_budget(self, tool: str) -> ToolResult | None:
+        """The budget-exceeded result if one more ``tool`` call is over its own or the total limit, else None."""
+        budget = self.config.tool_budget(tool)
+        total = self.config.max_tool_calls_total
+        if budget is not None and self._calls.get(tool, 0) >= budget:
+            limit = f"The {tool} call limit ({budget})"
+        elif total is not None and sum(self._calls.values()) >= total:
+            limit = f"The tool call limit ({total})"
+        else:
+            return None
+        return ToolResult(f"{limit} for this episode is exceeded. Answer with the information you have.",
+                          ToolStatus.BUDGET_EXCEEDED)
+
     def _run_tool(self, call: ToolCall) -> ToolResult:
-        budget = self.config.tool_budget(call.name)
-        used = self._calls.get(call.name, 0)
-        if budget is not None and used >= budget:
-            return ToolResult(
-                f"The {call.name} call limit ({budget}) for this episode is exceeded. "
-                "Answer with the information you have.",
-                ToolStatus.BUDGET_EXCEEDED,
-            )
-        self._calls[call.name] = used + 1
+        over = self._over_budget(call.name)
+        if over is not None:
+            return over
+        self._calls[call.name] = self._calls.get(call.name, 0) + 1
         result = self._tools[call.name](call.arguments)
         return ToolResult(sanitize(result.text), result.status, result.meta)
 

@@ -24,9 +24,12 @@ class FinalAnswer:
 
 @dataclass(frozen=True)
 class InvalidAction:
-    """Text that is neither a tool call nor an answer; ``reason`` is shown to the model."""
+    """Text that is neither a tool call nor an answer; ``reason`` is shown to the model. ``empty_call_tool``
+    names the tool when the text closed a call of it with nothing inside (or without its opening tag): the
+    released ARPO loop ends such a trajectory instead of answering it (``on_empty_tool_call``)."""
 
     reason: str
+    empty_call_tool: str | None = None
 
 
 Action = ToolCall | FinalAnswer | InvalidAction

@@ -95,7 +95,9 @@ class TagParser(ActionParser):
         if first_tag is None:
             stray = re.search(r"</(search|python|browse|answer)>", text)
             if stray:
-                return InvalidAction(f"found {stray.group(0)} without its opening tag. {self.protocol_hint()}")
+                spec = self._by_tag.get(stray.group(1))
+                return InvalidAction(f"found {stray.group(0)} without its opening tag. {self.protocol_hint()}",
+                                     empty_call_tool=spec.name if spec else None)
             return InvalidAction(f"no tool call and no final answer found. {self.protocol_hint()}")
         open_tag, close_tag = f"<{first_tag}>", f"</{first_tag}>"
         start = first_pos + len(open_tag)
@@ -115,7 +117,7 @@ class TagParser(ActionParser):
         if spec.primary_arg == "code":
             arg = strip_code_fence(arg).strip()
         if not arg:
-            return InvalidAction(f"empty {open_tag} call. {self.protocol_hint()}")
+            return InvalidAction(f"empty {open_tag} call. {self.protocol_hint()}", empty_call_tool=spec.name)
         return ToolCall(spec.name, {spec.primary_arg: arg})
 
     def format_result(self, tool_name: str, text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import importlib
 import json
 import threading
 from collections.abc import Callable
@@ -37,34 +38,45 @@ class World(abc.ABC):
 
 WorldFactory = Callable[..., World]
 _FACTORIES: dict[str, WorldFactory] = {}
-_LOCK = threading.Lock()
+_LOCK = threading.Lock()  # guards _FACTORIES, _CACHE, _REFS and _builtins_loaded
 _CACHE: dict[tuple[str, str], World] = {}
 _REFS: dict[int, tuple[tuple[str, str], int]] = {}
+# Built-in worlds by name: (module, class). Imported on first use so ``import aepo_envs`` stays light.
+_BUILTIN: dict[str, tuple[str, str]] = {
+    "synthwiki": ("aepo_envs.worlds.synthwiki.world", "SynthWikiWorld"),
+    "calcqa": ("aepo_envs.worlds.calcqa", "CalcQAWorld"),
+}
+_builtins_loaded = False
 
 
 def register_world(name: str, factory: WorldFactory, *, overwrite: bool = False) -> None:
     """Make a world available to ``get_world(name, **kwargs)`` (names are case-insensitive)."""
     key = name.lower()
-    if key in _FACTORIES and not overwrite:
-        raise ValueError(f"world {name!r} is already registered; pass overwrite=True to replace it")
-    _FACTORIES[key] = factory
+    with _LOCK:
+        if key in _FACTORIES and not overwrite:
+            raise ValueError(f"world {name!r} is already registered; pass overwrite=True to replace it")
+        _FACTORIES[key] = factory
 
 
 def registered_worlds() -> list[str]:
     """Names of all registered worlds."""
     _ensure_builtin()
-    return sorted(_FACTORIES)
+    with _LOCK:
+        return sorted(_FACTORIES)
 
 
 def _ensure_builtin() -> None:
-    if "synthwiki" not in _FACTORIES:
-        from aepo_envs.worlds.synthwiki.world import SynthWikiWorld
-
-        register_world("synthwiki", SynthWikiWorld)
-    if "calcqa" not in _FACTORIES:
-        from aepo_envs.worlds.calcqa import CalcQAWorld
-
-        register_world("calcqa", CalcQAWorld)
+    """Register the built-in worlds once per process, safely from many threads; a user's earlier
+    ``register_world`` of a built-in name wins (it is not a duplicate, the built-in just steps aside)."""
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    # Import outside _LOCK (the import system has its own per-module locks), then register under it.
+    factories = {name: getattr(importlib.import_module(module), attr) for name, (module, attr) in _BUILTIN.items()}
+    with _LOCK:
+        for name, factory in factories.items():
+            _FACTORIES.setdefault(name, factory)
+        _builtins_loaded = True
 
 
 def _cache_key(name: str, kwargs: dict[str, Any]) -> tuple[str, str]:

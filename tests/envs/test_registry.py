@@ -19,7 +19,7 @@ EXPECTED = {
     "AEPO/GAIA-v0", "AEPO/HLE-v0", "AEPO/WebWalkerQA-v0", "AEPO/HotpotQA-v0", "AEPO/2Wiki-v0",
     "AEPO/MuSiQue-v0", "AEPO/Bamboogle-v0", "AEPO/SimpleQA-v0", "AEPO/XBenchDeepSearch-v0", "AEPO/AIME24-v0",
     "AEPO/AIME25-v0", "AEPO/MATH500-v0", "AEPO/GSM8K-v0", "AEPO/Frames-v0", "AEPO/MATH-v0",
-    "AEPO/DeepSearch1K-v0", "AEPO/Reasoning10K-v0", "AEPO/SynthWiki-v0", "AEPO/CalcQA-v0",
+    "AEPO/DeepSearch1K-v1", "AEPO/Reasoning10K-v1", "AEPO/SynthWiki-v0", "AEPO/CalcQA-v0",
 }
 
 

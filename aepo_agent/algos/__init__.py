@@ -3,6 +3,7 @@
 from aepo_agent.algos.advantages import (
     arpo_hard_attribution,
     arpo_soft_attribution,
+    discounted_returns,
     entropy_aware_advantages,
     grpo_advantages,
     masked_whiten,
@@ -21,6 +22,7 @@ __all__ = [
     "aggregate",
     "arpo_hard_attribution",
     "arpo_soft_attribution",
+    "discounted_returns",
     "dynamic_sampling_filter",
     "entropy_aware_advantages",
     "grpo_advantages",

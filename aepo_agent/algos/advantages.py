@@ -76,6 +76,32 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -
     return (values - mean) * torch.rsqrt(var + eps) * m
 
 
+def discounted_returns(
+    token_rewards: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0, reset_at_masked: bool = False
+) -> torch.Tensor:
+    """Returns G_t = r_t + gamma * G_{t+1} over mask tokens [B, T] (REINFORCE++, verl reinforce_plus_plus loop).
+
+    Default: tokens off the mask (tool results) neither earn reward nor discount, so the return carries across
+    them (they hold the carried value). reset_at_masked=True is verl's loop (running = r_t + gamma * running;
+    G_t = running; running *= mask_t), which zeroes the return before every masked token. The released
+    ARPO/AEPO trainer passes the attention-based response mask there (1 on tool tokens), so it only resets
+    after EOS; with the loss mask the reset gives 0 to every model token before the last tool result.
+    """
+    _check_tokens("token_rewards", token_rewards, mask)
+    m = mask.to(token_rewards.dtype)
+    returns = torch.zeros_like(token_rewards)
+    running = torch.zeros_like(token_rewards[:, 0])
+    for t in reversed(range(token_rewards.shape[1])):
+        if reset_at_masked:
+            running = token_rewards[:, t] + gamma * running
+            returns[:, t] = running
+            running = running * m[:, t]
+        else:
+            running = torch.where(m[:, t] > 0, token_rewards[:, t] + gamma * running, running)
+            returns[:, t] = running
+    return returns
+
+
 def reinforce_pp_advantages(
     rewards: torch.Tensor,
     mask: torch.Tensor,
@@ -84,14 +110,15 @@ def reinforce_pp_advantages(
     gamma: float = 1.0,
     kl: torch.Tensor | None = None,
     kl_coef: float = 0.0,
+    reset_at_masked: bool = False,
 ) -> torch.Tensor:
     """REINFORCE++ token advantages [B, T]: discounted return whitened over the whole batch's mask tokens.
 
     `rewards` is [B] (placed on the last mask token) or token rewards [B, T]; `kl` [B, T] (log pi_old - log pi_ref)
     is subtracted from the token rewards times `kl_coef`. With `group_ids` this is REINFORCE++-baseline: the
     sequence score minus its group mean (singleton: mean 0), broadcast to tokens, then whitened.
-    Tokens off the mask (tool results) neither earn reward nor discount: the return carries across them,
-    unlike verl, whose return resets at every masked token.
+    Returns come from `discounted_returns`: by default they carry across tool-result tokens;
+    reset_at_masked=True restores verl's loop (reset at every masked token).
     """
     token_r = place_sequence_rewards(rewards, mask) if rewards.dim() == 1 else rewards.float()
     _check_tokens("rewards", token_r, mask)
@@ -111,11 +138,7 @@ def reinforce_pp_advantages(
         mean = torch.where(count < 2, torch.zeros_like(mean), mean)
         returns = (score - mean[idx])[:, None] * m
     else:
-        returns = torch.zeros_like(token_r)
-        running = torch.zeros_like(token_r[:, 0])
-        for t in reversed(range(token_r.shape[1])):
-            running = torch.where(m[:, t] > 0, token_r[:, t] + gamma * running, running)
-            returns[:, t] = running
+        returns = discounted_returns(token_r, m, gamma, reset_at_masked)
     return masked_whiten(returns, m)
 
 
@@ -192,7 +215,10 @@ def entropy_aware_advantages(
 
     The z-score uses unbiased std (std 0 -> 1) over all mask tokens of the given tensors ("batch"), of each
     prompt group ("group", needs group_ids) or of each micro-batch ("micro_batch", needs per-row
-    micro_batch_ids; the released code's statistics). Off-mask tokens are left unscaled.
+    micro_batch_ids; the released code's statistics). Off-mask tokens are left unscaled. A partition with one
+    token gets z = 0 (released: unbiased std of one value is NaN, so A becomes NaN), and all-equal entropies
+    give exactly z = 0 (stats are taken after subtracting the partition max; a plain fp32 mean/std, as released,
+    leaves a tiny non-zero std and z around +-1).
     """
     a = _as_token_adv(adv, mask)
     _check_tokens("entropy", entropy, mask)
@@ -214,7 +240,10 @@ def entropy_aware_advantages(
     tok_part = part[:, None].expand_as(mask)[m]
     z = torch.zeros_like(h)
     if bool(m.any()):
-        mean, std, count = segment_mean_std(h[m], tok_part)
+        n_part = int(part.max().item()) + 1
+        ref = torch.zeros(n_part, dtype=h.dtype, device=h.device)
+        hv = h[m] - ref.scatter_reduce(0, tok_part, h[m], "amax", include_self=False)[tok_part]
+        mean, std, count = segment_mean_std(hv, tok_part)
         std = torch.where((std == 0) | (count < 2), torch.ones_like(std), std)
-        z[m] = (h[m] - mean[tok_part]) / std[tok_part]
+        z[m] = (hv - mean[tok_part]) / std[tok_part]
     return a * (1.0 + coef * z)

@@ -129,8 +129,9 @@ def test_aggregation_modes_by_hand():
     assert aggregate(x, m, "token-mean").item() == pytest.approx(7 / 3)
     assert aggregate(x, m, "seq-mean-token-sum").item() == pytest.approx((3 + 4) / 2)
     assert aggregate(x, m, "seq-mean-token-mean").item() == pytest.approx((1.5 + 4) / 2)
-    assert aggregate(x, m, "seq-mean-token-sum-norm").item() == pytest.approx(7 / (2 * 3))
-    assert aggregate(x, m, "seq-mean-token-sum-norm", norm_len=7).item() == pytest.approx(0.5)
+    assert aggregate(x, m, "seq-mean-token-sum-norm").item() == pytest.approx(7 / 3)  # released verl: S / T
+    assert aggregate(x, m, "seq-mean-token-sum-norm-rows").item() == pytest.approx(7 / (2 * 3))  # Dr. GRPO
+    assert aggregate(x, m, "seq-mean-token-sum-norm-rows", norm_len=7).item() == pytest.approx(0.5)
     assert aggregate(x, m, "token-mean", normalizer=7.0).item() == pytest.approx(1.0)
     assert aggregate(x, m, "seq-mean-token-sum", normalizer=4.0).item() == pytest.approx(7 / 4)
     empty_row = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])

@@ -110,7 +110,7 @@ CASES = [
     ("dapo", 0.2, 0.28, 0.0, {"kind": "dapo", "dual_clip_c": None, "normalizer": 80.0}),
     ("cispo", 0.2, 1.3, 0.0, {"kind": "cispo", "cispo_eps_high": 0.3}),
     ("bnpo", 0.2, 0.2, 0.0, {"kind": "ppo", "dual_clip_c": None, "agg": "token-mean"}),
-    ("dr_grpo", 0.2, 0.2, 0.0, {"kind": "grpo", "dual_clip_c": None, "agg": "seq-mean-token-sum-norm"}),
+    ("dr_grpo", 0.2, 0.2, 0.0, {"kind": "grpo", "dual_clip_c": None, "agg": "seq-mean-token-sum-norm-rows"}),
 ]
 
 

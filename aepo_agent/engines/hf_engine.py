@@ -3,6 +3,7 @@ keeping each sequence's KV for the next call (a rollout's next round prefills on
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -68,6 +69,17 @@ def sample_tokens(logprobs: torch.Tensor, params: SamplingParams, generator: tor
     return (scores.softmax(-1) / noise).argmax(-1)
 
 
+def cache_argument(model: Any) -> str:
+    """The name under which ``model.forward`` takes its KV cache: ``cache`` in current transformers (5.x renamed
+    ``past_key_values``, which now warns on every call), ``past_key_values`` in older ones; read off the
+    signature, not the version."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
 def _plain_kv_cache(model: Any) -> bool:
     """Whether every layer of the model's dynamic cache is a full-length DynamicLayer (no sliding window, no
     indexer): only then is a sequence's KV the same whatever else was in its batch, so it can be kept."""
@@ -114,6 +126,7 @@ class HFEngine:
         self.pad_id = int(pad) if pad is not None else min(self.eos_ids, default=0)
         self.stats = EngineStats()
         self._plain_cache = _plain_kv_cache(self.model)
+        self._cache_arg = cache_argument(self.model)
         self.reuse_kv = bool(reuse_kv) and self._plain_cache
         self._store = PrefixKVStore()
         self._weights_version = -1
@@ -171,8 +184,8 @@ class HFEngine:
         self._store.clear()
 
     def _forward(self, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any) -> Any:
-        return self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                          past_key_values=cache, use_cache=True, logits_to_keep=1)
+        return self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                          logits_to_keep=1, **{self._cache_arg: cache})
 
     def _prefill(self, heads: list[list[int]]) -> tuple[Any, torch.Tensor, list[int]]:
         """Run each distinct span of `heads` once, on top of KV kept from the last call where a head starts with a

@@ -70,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ckpt = latest_checkpoint(Path(cfg.run_dir)) if args.checkpoint == "latest" else Path(args.checkpoint)
             if ckpt is not None:
                 load_checkpoint(ckpt, trainer.model, trainer.optimizer)
+                trainer.sync_engine()  # an engine with its own weights (vLLM) must score the checkpoint
         summary = evaluate(trainer, output=Path(cfg.run_dir) / cfg.eval.output)
         print(json.dumps(summary, indent=2))
         return 0

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from char_tokenizer import CharTokenizer  # noqa: F401  (tests import it from here too)
 
 from aepo_agent.engines.base import SamplingParams, Segment
 
@@ -36,25 +37,6 @@ def smollm():
     if path is None:
         pytest.skip(f"SmolLM2 is not in {default_cache_dir()}; run `aepo models fetch smollm2-135m-instruct`")
     return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
-
-
-class CharTokenizer:
-    """Characters as token ids: enough tokenizer for the rollout's and trainer's bookkeeping."""
-
-    eos_token_id = 0
-    pad_token_id = 0
-
-    def __len__(self) -> int:
-        return 256
-
-    def apply_chat_template(self, messages, add_generation_prompt=True, tokenize=True):
-        return self.encode("".join(m["content"][:20] for m in messages))
-
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        return [min(ord(c), 255) for c in text]
-
-    def decode(self, ids, skip_special_tokens: bool = False) -> str:
-        return "".join(chr(i) for i in ids)
 
 
 class AnswerAtOnce:

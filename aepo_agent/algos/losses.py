@@ -10,7 +10,7 @@ from typing import Literal, get_args
 
 import torch
 
-from aepo_agent.algos.advantages import _as_token_adv, entropy_aware_advantages
+from aepo_agent.algos.advantages import _as_token_adv
 
 LossKind = Literal["ppo", "grpo", "dapo", "gppo", "cispo", "aepo"]
 AggMode = Literal[
@@ -137,8 +137,6 @@ def policy_loss(
     ref_logp: torch.Tensor | None = None,
     kl_coef: float = 0.0,
     kl_kind: KLKind = "low_var_kl",
-    entropy: torch.Tensor | None = None,
-    entropy_adv_coef: float = 0.0,
     normalizer: float | None = None,
     norm_len: int | None = None,
     log_ratio_clamp: float | None = _LOG_RATIO_LIMIT,
@@ -149,8 +147,8 @@ def policy_loss(
     gradient-preserving ((1 +- eps) * delta / sg(delta)), aepo only the upper one. Dual clip (verl, c > 1) caps
     the loss of A < 0 tokens at -c*A; pass dual_clip_c=None to disable. cispo: -sg(clip(delta, 1-cispo_eps_low,
     1+cispo_eps_high)) * A * logp (no lower bound when cispo_eps_low is None). clip_high defaults to 0.28 for
-    dapo, else 0.2; agg defaults to seq-mean-token-mean for grpo, else token-mean. entropy_adv_coef != 0 scales
-    A by AEPO's entropy-aware factor using `entropy` of these tokens (z-score over this micro-batch).
+    dapo, else 0.2; agg defaults to seq-mean-token-mean for grpo, else token-mean. AEPO's entropy-aware
+    advantage is applied to `adv` before this call (``entropy_aware_advantages``; the trainer does it in one place).
     log_ratio_clamp clamps logp - old_logp (and the low_var_kl log-ratio) to +-c before exp, as upstream verl
     does; None is the released AEPO/ARPO fork (no clamp), whose fp32 exp overflows past ~88.7 and gives NaN/inf
     gradients. With the clamp a token past +-c gets no gradient: this changes the gradient-preserving bounds of
@@ -173,14 +171,6 @@ def policy_loss(
     mode: AggMode = _DEFAULT_AGG.get(kind, "token-mean") if agg is None else agg
     m = mask.to(logp.dtype)
     a = _as_token_adv(adv, mask).detach().to(logp.dtype)
-    if entropy_adv_coef != 0.0:
-        if entropy is None:
-            raise ValueError(
-                "entropy_adv_coef != 0 needs entropy=[B, T] token entropies of the current policy; compute them "
-                "whenever the entropy-aware advantage is on (the released AEPO code silently skipped it)"
-            )
-        a = entropy_aware_advantages(a, entropy, mask, coef=entropy_adv_coef, stats="batch")
-
     log_ratio = logp - old_logp.detach()
     if log_ratio_clamp is not None:
         log_ratio = log_ratio.clamp(-log_ratio_clamp, log_ratio_clamp)

@@ -54,7 +54,13 @@ class Segment:
 
 @runtime_checkable
 class Engine(Protocol):
-    """A generation back-end. `generate` returns, per prefix, `n` segments; shared prefixes are computed once."""
+    """A generation back-end. `generate` returns, per prefix, `n` segments; shared prefixes are computed once.
+
+    Optional capabilities, asked of the engine (never inferred from a config string): ``shares_weights`` (True:
+    it runs the torch module it holds as ``model``, so a trainer updating that module needs no sync; absent or
+    False: the trainer calls ``update_weights`` after every change) and ``stream(seed)`` (a continuous
+    ``SegmentStream``; without it rollouts run round by round).
+    """
 
     entropy_estimator: str
 

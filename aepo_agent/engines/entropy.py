@@ -1,9 +1,14 @@
-"""Per-token entropy estimators for engines that only return the top-k log-probabilities."""
+"""Per-token entropies: the exact one from full log-probabilities (HF engine, trainer), and estimators for
+engines that only return the top-k log-probabilities (vLLM)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 ESTIMATORS = ("exact", "topk_tail", "surprisal")
 
@@ -27,3 +32,9 @@ def topk_tail_entropy(logprobs: Iterable[float]) -> float:
 def surprisal(sampled_logprob: float) -> float:
     """-log p of the sampled token: an unbiased single-sample estimate of the entropy."""
     return -sampled_logprob
+
+
+def token_entropy(logprobs: torch.Tensor) -> torch.Tensor:
+    """Exact entropy -sum p log p over the last dim of log-probabilities (0 * -inf counts as 0): the one
+    formula the engine's branch entropies and the trainer's entropy-aware advantage share."""
+    return -(logprobs.exp() * logprobs).nan_to_num(nan=0.0).sum(-1)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from aepo_agent.engines.base import SamplingParams, Segment, validate_prefixes
+from aepo_agent.engines.entropy import token_entropy
 from aepo_agent.engines.kv_store import PrefixKVStore
 from aepo_agent.engines.prefix_tree import prefill_levels
 from aepo_agent.engines.stops import StopChecker
@@ -44,11 +45,6 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     if getattr(tokenizer, "eos_token_id", None) is not None:
         ids.add(int(tokenizer.eos_token_id))
     return ids
-
-
-def token_entropy(logprobs: torch.Tensor) -> torch.Tensor:
-    """Exact entropy -sum p log p over the last dim of log-probabilities (0 * -inf counts as 0)."""
-    return -(logprobs.exp() * logprobs).nan_to_num(nan=0.0).sum(-1)
 
 
 def sample_tokens(logprobs: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> torch.Tensor:
@@ -98,6 +94,7 @@ class HFEngine:
     """
 
     entropy_estimator = "exact"
+    shares_weights = True  # runs the module it was given: a trainer updating that module needs no sync
 
     def __init__(self, model_or_path: Any, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                  max_batch: int = 64, tokenizer: Any = None, reuse_kv: bool = True,

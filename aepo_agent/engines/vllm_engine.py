@@ -38,6 +38,8 @@ def _finish(output: Any) -> tuple[str, str | None]:
 class VLLMEngine:
     """Engine over `vllm.LLM` on token-id prompts; vLLM is imported only when this class is instantiated."""
 
+    shares_weights = False  # its own copy of the weights: the trainer syncs it after every change
+
     def __init__(self, model_path: str | os.PathLike[str], enable_prefix_caching: bool = True, logprobs_k: int = 10,
                  entropy_estimator: str = "topk_tail", dtype: str = "auto", max_model_len: int = 4096,
                  seed: int = 0, block_size: int | None = None, enforce_eager: bool = False,

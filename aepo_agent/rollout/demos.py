@@ -17,7 +17,6 @@ def oracle_rows(env: Any, tokenizer: Any, indices: Iterable[int], *, max_actions
     """One row per task index, played by ``aepo_envs.worlds.oracle.OracleAgent``; unsolved episodes are dropped."""
     from aepo_envs.worlds.oracle import OracleAgent
 
-    env = getattr(env, "unwrapped", env)
     eos = tokenizer.eos_token_id
     if eos is None:
         raise ValueError("oracle_rows: the tokenizer has no eos_token_id; demonstrations must end with one")
@@ -25,7 +24,8 @@ def oracle_rows(env: Any, tokenizer: Any, indices: Iterable[int], *, max_actions
     for index in indices:
         observation, info = env.reset(options={"index": int(index)})
         prompt = chat_prompt_ids(tokenizer, info["messages"])
-        agent = OracleAgent(env.current_task)
+        agent = OracleAgent(env.get_wrapper_attr("current_task") if hasattr(env, "get_wrapper_attr")
+                            else env.current_task)
         ids: list[int] = []
         mask: list[int] = []
         seg: list[int] = []

@@ -25,6 +25,7 @@ class Trajectory:
     seg_entropies: list[float] = field(default_factory=list)
     after_tool_entropies: list[float] = field(default_factory=list)
     last_was_tool: bool = False
+    inherited_branch_point: bool = False  # a clone whose first segment follows a branch point already decided
     num_segments: int = 0
     tool_calls: int = 0
     done: bool = False
@@ -32,8 +33,10 @@ class Trajectory:
     components: dict[str, float] = field(default_factory=dict)
     finish: str = ""
 
-    def branch(self, traj_id: int, env: Any) -> Trajectory:
-        """A clone sharing this trajectory's tokens so far (and so their segment ids), in its own env."""
+    def branch(self, traj_id: int, env: Any, *, at_decided_point: bool = False) -> Trajectory:
+        """A clone sharing this trajectory's tokens so far (and so their segment ids), in its own env. With
+        ``at_decided_point`` it also takes the source's entropy reference and does not decide its first branch
+        point again (the source just did)."""
         return Trajectory(
             traj_id=traj_id,
             group=self.group,
@@ -49,6 +52,8 @@ class Trajectory:
             last_was_tool=self.last_was_tool,
             num_segments=self.num_segments,
             tool_calls=self.tool_calls,
+            h_initial=self.h_initial if at_decided_point else None,
+            inherited_branch_point=at_decided_point,
         )
 
 

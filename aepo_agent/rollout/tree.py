@@ -8,6 +8,7 @@ the engine. A branch is an ``env.clone()`` plus a copy of the token state.
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 from collections.abc import Sequence
@@ -19,6 +20,9 @@ from aepo_agent.engines.stream import make_stream
 from aepo_agent.rollout.config import RolloutConfig
 from aepo_agent.rollout.entropy import aepo_branch, arpo_branch, premonitor_global_budget, segment_entropy
 from aepo_agent.rollout.trajectory import RolloutResult, RolloutRow, Trajectory, chat_prompt_ids
+from aepo_envs.contract import clone_env, end_episode, env_stop_strings
+
+OVERRUN_PREFIX = "max_tool_calls"  # the env's truncation_reason when a tool call was over its budget
 
 
 @dataclass
@@ -39,7 +43,8 @@ class TreeRollout:
     """Runs one rollout call: groups of exactly ``cfg.n`` trajectories per prompt env."""
 
     def __init__(self, engine: Engine, cfg: RolloutConfig):
-        cfg.validate()
+        if not isinstance(cfg, RolloutConfig):
+            raise TypeError(f"TreeRollout needs a RolloutConfig, got {type(cfg).__name__}")
         self.engine = engine
         self.cfg = cfg
         self.tok = engine.tokenizer
@@ -51,6 +56,11 @@ class TreeRollout:
         self.rng = random.Random(cfg.seed)
         self.generated_tokens = 0
         self.rounds = 0
+        # Decisions of the main loop, in order, for replay against the released loop: ("budget", gid, m),
+        # ("round", k), ("branch", gid, source, clone), ("fill", gid, new), ("run", gid, l); trajectories are
+        # named by their index in their group.
+        self.events: list[tuple] = []
+        self._recording = False
 
     # ------------------------------------------------------------------------------------------ public
     def run(self, envs: Sequence[Any], reset_options: Sequence[dict[str, Any]] | None = None) -> RolloutResult:
@@ -61,11 +71,11 @@ class TreeRollout:
         cfg = self.cfg
         groups: list[_Group] = []
         for gid, (env, opts) in enumerate(zip(envs, reset_options, strict=True)):
-            env = getattr(env, "unwrapped", env)
-            _, info = env.reset(options=opts)
+            _, info = env.reset(options=opts)  # through the user's wrappers, which the clones keep
             prompt_ids = chat_prompt_ids(self.tok, info["messages"])
             groups.append(_Group(gid, info["task_id"], prompt_ids, env, target=cfg.n))
-        self._stop = tuple(sorted({s for g in groups for s in g.root_env.stop_strings}))
+        self._stop = tuple(sorted({s for g in groups for s in env_stop_strings(g.root_env)}))
+        self._eos = getattr(self.tok, "eos_token_id", None)
 
         initial = {g.gid: cfg.n if cfg.mode == "flat" else min(cfg.initial_rollouts, cfg.n) for g in groups}
         monitors: dict[int, Trajectory] = {}
@@ -73,11 +83,13 @@ class TreeRollout:
             if cfg.mode == "aepo" and cfg.dynamic_rollouts:
                 initial, monitors = self._premonitor(groups)
             for g in groups:
+                if cfg.mode != "flat":
+                    self.events.append(("budget", g.gid, initial[g.gid]))
                 if g.gid in monitors:
                     self._adopt(g, monitors[g.gid])
                 while g.count < initial[g.gid]:
                     self._new_trajectory(g)
-            self._drive(groups, allow_branch=cfg.mode != "flat")
+            self._drive(groups, allow_branch=cfg.mode != "flat", record=True)
         finally:
             clear = getattr(self.engine, "clear_prefix_cache", None)
             if callable(clear):
@@ -86,7 +98,7 @@ class TreeRollout:
 
     # ------------------------------------------------------------------------------------------ setup
     def _new_trajectory(self, g: _Group) -> Trajectory:
-        traj = Trajectory(traj_id=self._next_traj, group=g.gid, env=g.root_env.clone())
+        traj = Trajectory(traj_id=self._next_traj, group=g.gid, env=clone_env(g.root_env))
         self._next_traj += 1
         if self.cfg.response_prefix:
             self._apply_prefix(traj)
@@ -124,7 +136,9 @@ class TreeRollout:
         g.gained = True
 
     def _premonitor(self, groups: list[_Group]) -> tuple[dict[int, int], dict[int, Trajectory]]:
-        """AEPO entropy pre-monitoring: one full trajectory per prompt decides the global budget m."""
+        """AEPO entropy pre-monitoring: H_root from a short probe per prompt (released) or the monitor's first
+        segment, mean H_tool over every segment of one full trajectory per prompt; they decide the budget m."""
+        roots = self._probe_roots(groups) if self.cfg.premonitor_root == "probe" else {}
         monitor_groups = [_Group(g.gid, g.task_id, g.prompt_ids, g.root_env, target=1) for g in groups]
         for mg in monitor_groups:
             self._new_trajectory(mg)
@@ -132,7 +146,8 @@ class TreeRollout:
         initial, kept = {}, {}
         for mg in monitor_groups:
             traj = mg.trajs[0]
-            h_root = traj.seg_entropies[0] if traj.seg_entropies else 0.0
+            first = traj.seg_entropies[0] if traj.seg_entropies else 0.0
+            h_root = roots.get(mg.gid, first)
             h_tool = statistics.fmean(traj.seg_entropies) if traj.seg_entropies else h_root
             initial[mg.gid] = premonitor_global_budget(self.cfg.n, h_root, h_tool, beta=self.cfg.premonitor_beta)
             if self.cfg.keep_monitor_rollout:
@@ -141,8 +156,30 @@ class TreeRollout:
                 traj.env.close()
         return initial, kept
 
+    def _probe_roots(self, groups: list[_Group]) -> dict[int, float]:
+        """H_root per group: the entropy of a ``premonitor_probe_tokens`` sample from the bare prompt."""
+        cfg = self.cfg
+        params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+                                max_tokens=cfg.premonitor_probe_tokens, stop=self._stop)
+        pending: dict[int, int] = {}
+        for g in groups:
+            self._next_request += 1
+            self._stream.submit(self._next_request, list(g.prompt_ids), params)
+            pending[self._next_request] = g.gid
+        roots: dict[int, float] = {}
+        while pending:
+            for request_id, segment in self._stream.collect():
+                tokens = segment.token_ids[: cfg.premonitor_probe_tokens]
+                roots[pending.pop(request_id)] = self._entropy(segment.entropies[: len(tokens)])
+        return roots
+
+    def _entropy(self, token_entropies: Sequence[float]) -> float:
+        cfg = self.cfg
+        return segment_entropy(token_entropies, window=cfg.entropy_window, reduction=cfg.entropy_reduction,
+                               vocab_size=self.vocab_size, normalize=cfg.entropy_normalize)
+
     # ------------------------------------------------------------------------------------------ schedule
-    def _drive(self, groups: list[_Group], *, allow_branch: bool) -> None:
+    def _drive(self, groups: list[_Group], *, allow_branch: bool, record: bool = False) -> None:
         """Run every active trajectory of ``groups`` to its end. Each ``collect`` of the stream is one step of the
         loop: the segments that ended are advanced (env step, branch), groups left without an active path are
         filled, the AEPO run counters move, and every trajectory that goes on is submitted again. With a
@@ -159,15 +196,20 @@ class TreeRollout:
                         continue
                     left = cfg.max_response_tokens - len(t.response_ids)
                     params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                                            max_tokens=max(1, min(cfg.segment_max_tokens, left)), stop=self._stop)
+                                            max_tokens=cfg.segment_budget(left), stop=self._stop)
                     self._next_request += 1
                     self._stream.submit(self._next_request, g.prompt_ids + t.response_ids, params)
                     in_flight[self._next_request] = t
 
         submit_waiting()
+        main_round = 0
         while in_flight:
             ended = self._stream.collect()
             self.rounds += 1
+            self._recording = record
+            if record:
+                self.events.append(("round", main_round))
+                main_round += 1
             for g in groups:
                 g.gained = False
             touched: set[int] = set()
@@ -179,18 +221,25 @@ class TreeRollout:
                 for g in groups:  # fill: a prompt with no active path gets fresh global samples
                     if g.count < g.target and all(t.done for t in g.trajs):
                         touched.add(g.gid)
-                        self._new_trajectory(g)
-                        g.fills += 1
-                        while cfg.fill == "all" and g.count < g.target:
+                        while True:
                             self._new_trajectory(g)
                             g.fills += 1
+                            self._event("fill", g.gid, len(g.trajs) - 1)
+                            if cfg.fill != "all" or g.count >= g.target:
+                                break
                 # AEPO's l: consecutive steps in which the prompt gained a trajectory, over the prompts that had
                 # an event this step (in a round, every prompt with an active path).
                 if any(by_gid[gid].gained for gid in touched):
-                    for gid in touched:
+                    for gid in sorted(touched):
                         g = by_gid[gid]
                         g.run = g.run + 1 if g.gained else 0
+                        self._event("run", gid, g.run)
             submit_waiting()
+        self._recording = False
+
+    def _event(self, *event: object) -> None:
+        if self._recording:
+            self.events.append(tuple(event))
 
     def _advance(self, g: _Group, t: Trajectory, seg: Segment, allow_branch: bool) -> None:
         cfg = self.cfg
@@ -198,37 +247,41 @@ class TreeRollout:
         tokens = list(seg.token_ids[:left])
         cut = len(tokens) < len(seg.token_ids)
         self.generated_tokens += len(tokens)
-        h = segment_entropy(
-            seg.entropies[: len(tokens)],
-            window=cfg.entropy_window,
-            reduction=cfg.entropy_reduction,
-            vocab_size=self.vocab_size,
-            normalize=cfg.entropy_normalize,
-        )
+        h = self._entropy(seg.entropies[: len(tokens)])
         if t.h_initial is None:
             t.h_initial = h
         t.seg_entropies.append(h)
         if t.last_was_tool:
             t.after_tool_entropies.append(h)
-        if allow_branch and t.last_was_tool and cfg.branch_entropy_source == "after_tool":
+        after_tool = cfg.branch_entropy_source == "after_tool"
+        if allow_branch and after_tool and t.last_was_tool and not t.inherited_branch_point:
             self._maybe_branch(g, t, h)  # clones start right after the tool result, before this segment
+        t.inherited_branch_point = False
         self._append(t, tokens, model=True, logprobs=seg.logprobs[: len(tokens)],
                      entropies=seg.entropies[: len(tokens)])
         t.num_segments += 1
         text = seg.text if not cut else self.tok.decode(tokens, skip_special_tokens=False)
         budget_left = cfg.max_response_tokens - len(t.response_ids)
         if seg.finish_reason == "length" and not cut and budget_left > 0:
-            t.pending_text += text  # the per-round cap split an action: keep generating it
+            t.pending_text += text  # the segment hit its token cap: keep generating the same action
             t.last_was_tool = False
+            if allow_branch and not after_tool and cfg.branch_from == "active":
+                self._maybe_branch(g, t, h)
             return
         action, t.pending_text = t.pending_text + text, ""
         obs, reward, terminated, truncated, info = t.env.step(action)
         t.reward += reward
         if terminated or truncated:
-            self._finish(t, info.get("reward_components", {}), "answer" if terminated else "env_truncated")
+            overrun = str(info.get("truncation_reason", "")).startswith(OVERRUN_PREFIX)
+            if overrun and cfg.tool_overrun == "eos" and budget_left > 0 and self._eos is not None:
+                # Released: a call over the limit ends the path with an EOS the policy is trained on. It was not
+                # sampled, so it has no engine log-prob (NaN keeps it out of the engine/trainer gap).
+                self._append(t, [int(self._eos)], model=True, logprobs=[math.nan], entropies=[0.0])
+            reason = "answer" if terminated else ("tool_overrun" if overrun else "env_truncated")
+            self._finish(t, info.get("reward_components", {}), reason)
             return
         if seg.finish_reason == "eos" or budget_left <= 0:
-            extra, comps = t.env.end_episode("eos" if seg.finish_reason == "eos" else "max_response_tokens")
+            extra, comps = end_episode(t.env, "eos" if seg.finish_reason == "eos" else "max_response_tokens")
             t.reward += extra
             self._finish(t, comps, "eos_without_answer" if budget_left > 0 else "max_response_tokens")
             return
@@ -237,11 +290,11 @@ class TreeRollout:
         if t.last_was_tool:
             t.tool_calls += 1
         if len(t.response_ids) >= cfg.max_response_tokens:
-            extra, comps = t.env.end_episode("max_response_tokens")
+            extra, comps = end_episode(t.env, "max_response_tokens")
             t.reward += extra
             self._finish(t, comps, "max_response_tokens")
             return
-        if allow_branch and t.last_was_tool and cfg.branch_entropy_source == "previous_segment":
+        if allow_branch and not after_tool and (t.last_was_tool or cfg.branch_from == "active"):
             self._maybe_branch(g, t, h)
 
     def _maybe_branch(self, g: _Group, t: Trajectory, h: float) -> None:
@@ -263,9 +316,13 @@ class TreeRollout:
                     run=g.run,
                 )
             if take:
-                clone = t.branch(self._next_traj, t.env.clone())
+                # after_tool: the clone starts at a branch point already decided, with the source's entropy
+                # reference; previous_segment (released): its H_initial is its own first segment.
+                clone = t.branch(self._next_traj, clone_env(t.env),
+                                 at_decided_point=cfg.branch_entropy_source == "after_tool")
                 self._next_traj += 1
                 self._adopt(g, clone)
+                self._event("branch", g.gid, g.trajs.index(t), len(g.trajs) - 1)
 
     def _finish(self, t: Trajectory, components: dict[str, float], reason: str) -> None:
         t.done = True

@@ -14,6 +14,7 @@ from aepo_agent.algos import (
     overlong_reward_shaping,
     reinforce_pp_advantages,
 )
+from aepo_agent.engines.entropy import token_entropy
 from aepo_agent.rollout.trajectory import RolloutRow
 
 
@@ -80,14 +81,10 @@ def policy_logprobs(
     pos = batch.prompt_lens[:, None] - 1 - first + torch.arange(t_resp)[None, :]
     pos = pos.clamp(max=logits.shape[1] - 1)
     sel = logits.gather(1, pos[:, :, None].expand(b, t_resp, logits.shape[-1]))
-    logz = torch.logsumexp(sel, dim=-1)
+    logprobs = torch.log_softmax(sel, dim=-1)
     tok = targets.gather(1, pos).long()
-    logp = sel.gather(-1, tok[:, :, None]).squeeze(-1) - logz
-    ent = None
-    if with_entropy:
-        probs = torch.softmax(sel, dim=-1)
-        ent = logz - (probs * sel).sum(-1)
-    return logp, ent
+    logp = logprobs.gather(-1, tok[:, :, None]).squeeze(-1)
+    return logp, token_entropy(logprobs) if with_entropy else None
 
 
 @dataclass
@@ -103,10 +100,12 @@ class LogprobGap:
     tokens: int = 0
 
     def add(self, batch: TokenBatch, logp: torch.Tensor) -> None:
-        gap = (batch.rollout_logprobs - logp.detach()).abs() * batch.response_mask
+        # Tokens the engine did not sample (an EOS the rollout appends at a tool overrun) carry NaN: skipped.
+        sampled = batch.response_mask * torch.isfinite(batch.rollout_logprobs)
+        gap = (batch.rollout_logprobs - logp.detach()).abs().nan_to_num(0.0) * sampled
         self.total += float(gap.sum())
         self.worst = max(self.worst, float(gap.max()) if gap.numel() else 0.0)
-        self.tokens += int(batch.response_mask.sum())
+        self.tokens += int(sampled.sum())
 
     def metrics(self) -> dict[str, float]:
         if not self.tokens:
@@ -131,6 +130,7 @@ def token_advantages(
     estimator: str,
     norm_by_std: bool,
     attribution: str,
+    reset_at_masked: bool = False,
 ) -> torch.Tensor:
     """Advantages [B, T] of the rows: GRPO (soft or hard tree attribution) or REINFORCE++ (batch whitening)."""
     groups = [r.group_id for r in rows]
@@ -141,4 +141,4 @@ def token_advantages(
             return arpo_hard_attribution(seq, batch.segment_ids, mask)
         return arpo_soft_attribution(seq, mask)
     baseline_groups = groups if estimator == "reinforce_pp_baseline" else None
-    return reinforce_pp_advantages(rewards, mask, group_ids=baseline_groups)
+    return reinforce_pp_advantages(rewards, mask, group_ids=baseline_groups, reset_at_masked=reset_at_masked)

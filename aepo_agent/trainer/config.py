@@ -36,34 +36,6 @@ class EnvSection(_Section):
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
-class RolloutSection(_Section):
-    mode: Literal["flat", "arpo", "aepo"] = "aepo"
-    n: int = 16
-    initial_rollouts: int = 8
-    beam_size: int = 2
-    branch_probability: float = 0.5
-    entropy_weight: float = 0.2
-    entropy_window: int = 20
-    entropy_reduction: Literal["sum", "mean"] = "sum"
-    entropy_normalize: bool = True
-    branch_entropy_source: Literal["previous_segment", "after_tool"] = "previous_segment"
-    consecutive_penalty: float = 0.05
-    dynamic_rollouts: bool = False
-    premonitor_beta: float = 0.5
-    fill: Literal["per_round", "all"] = "per_round"
-    schedule: Literal["rounds", "continuous"] = "rounds"
-    keep_monitor_rollout: bool = False
-    response_prefix: str = ""
-    max_response_tokens: int = 512
-    segment_max_tokens: int = 256
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = -1
-
-    def to_rollout_config(self, seed: int | None) -> RolloutConfig:
-        return RolloutConfig(**self.model_dump(), seed=seed)
-
-
 class AlgoSection(_Section):
     advantage: Literal["grpo", "reinforce_pp", "reinforce_pp_baseline"] = "grpo"
     norm_by_std: bool = True
@@ -75,8 +47,17 @@ class AlgoSection(_Section):
     clip_low: float = 0.2
     clip_high: float | None = 0.2
     dual_clip_c: float | None = 3.0
-    agg: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = (
-        "token-mean"
+    agg: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm",
+                 "seq-mean-token-sum-norm-rows"] = Field(
+        "token-mean",
+        description="seq-mean-token-sum-norm: verl/released, token sums / the padded response length "
+        "(rollout.max_response_tokens); -rows: Dr. GRPO, also divided by the rows",
+    )
+    log_ratio_clamp: float | None = Field(
+        20.0, gt=0, description="clamp of log(pi/pi_old) (and of the KL log-ratio) before exp; None = released"
+    )
+    reinforce_reset_at_masked: bool = Field(
+        False, description="REINFORCE++ returns restart at tool-result tokens (verl's loop over the loss mask)"
     )
     cispo_eps_high: float = 4.0
     kl_coef: float = 0.0
@@ -91,6 +72,11 @@ class TrainSection(_Section):
     mini_batch_prompts: int = 1
     micro_batch_size: int = 4
     ppo_epochs: int = 1
+    micro_batch_weighting: Literal["mini_batch", "released"] = Field(
+        "mini_batch",
+        description="mini_batch: one denominator over the mini-batch (its token count for token-mean); released: "
+        "each micro-batch's own mean, scaled by its rows / the mini-batch's rows (verl dp_actor)",
+    )
     lr: float = 1e-6
     weight_decay: float = 0.01
     grad_clip: float = 1.0
@@ -136,7 +122,7 @@ class TrainConfig(_Section):
     model: ModelSection = Field(default_factory=ModelSection)
     engine: EngineSection = Field(default_factory=EngineSection)
     env: EnvSection = Field(default_factory=EnvSection)
-    rollout: RolloutSection = Field(default_factory=RolloutSection)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     algo: AlgoSection = Field(default_factory=AlgoSection)
     train: TrainSection = Field(default_factory=TrainSection)
     warm_start: WarmStartSection = Field(default_factory=WarmStartSection)
@@ -146,8 +132,8 @@ class TrainConfig(_Section):
     def _consistent(self) -> TrainConfig:
         if self.train.prompts_per_step % self.train.mini_batch_prompts:
             raise ValueError("train.prompts_per_step must be a multiple of train.mini_batch_prompts")
-        if self.rollout.initial_rollouts > self.rollout.n:
-            raise ValueError("rollout.initial_rollouts must be <= rollout.n")
+        if self.rollout.seed is not None:
+            raise ValueError("rollout.seed is derived per step from the run's seed; set the top-level seed instead")
         return self
 
 

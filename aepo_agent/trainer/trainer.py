@@ -31,6 +31,7 @@ from aepo_agent.trainer.checkpoint import latest_checkpoint, load_checkpoint, sa
 from aepo_agent.trainer.config import TrainConfig
 from aepo_agent.trainer.optim import make_optimizer
 from aepo_agent.trainer.run_log import RunLogger, plot_run
+from aepo_envs.contract import env_tasks
 
 REFERENCE_FILE = "reference.pt"  # the KL reference weights when a warm start changed them
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -124,7 +125,7 @@ class Trainer:
         self.optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg.train.lr,
                                         cfg.train.weight_decay)
         self.envs = [gym.make(cfg.env.id, **cfg.env.kwargs) for _ in range(cfg.train.prompts_per_step)]
-        task_ids = [row.task_id for row in self.envs[0].unwrapped.tasks]
+        task_ids = [row.task_id for row in env_tasks(self.envs[0])]
         self.order = DataOrder(task_ids, cfg.seed, cfg.train.data_shuffle)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.start_step = 0
@@ -144,13 +145,18 @@ class Trainer:
         reference = self.run_dir / REFERENCE_FILE
         if self._ref_model is not None and reference.is_file():
             self._ref_model.load_state_dict(torch.load(reference, weights_only=True))
-        self._sync_engine()
+        self.sync_engine()
         return self.start_step
 
-    def _sync_engine(self) -> None:
-        """Send the policy to an engine holding its own copy of the weights (vLLM) after they changed; the HF
-        engine runs the trainer's module itself."""
-        if self.cfg.engine.kind != "hf":
+    def engine_shares_weights(self) -> bool:
+        """Whether the engine runs the trainer's own module (an HF engine built on it), so no sync is needed.
+        Asked of the engine (``shares_weights`` and its ``model``), never inferred from the config."""
+        return bool(getattr(self.engine, "shares_weights", False)) and getattr(self.engine, "model", None) is self.model
+
+    def sync_engine(self) -> None:
+        """Send the policy to an engine holding its own copy of the weights (vLLM, a scripted engine, an HF
+        engine on another module) after they changed."""
+        if not self.engine_shares_weights():
             self.engine.update_weights(self.model.named_parameters())
 
     # ---------------------------------------------------------------------------------------- loop
@@ -164,7 +170,7 @@ class Trainer:
 
         env = gym.make(self.cfg.env.id, **merge_kwargs(self.cfg.env.kwargs, ws.env_kwargs))
         try:
-            rows = oracle_rows(env, self.tokenizer, range(min(ws.demos, len(env.unwrapped.tasks))))
+            rows = oracle_rows(env, self.tokenizer, range(min(ws.demos, len(env_tasks(env)))))
         finally:
             env.close()
         bar = tqdm(total=ws.sft_steps, desc="aepo warm start (SFT)", dynamic_ncols=True)
@@ -181,7 +187,7 @@ class Trainer:
         if self._ref_model is not None:  # KL anchors at the policy RL starts from; kept for a resume
             self._ref_model.load_state_dict(self.model.state_dict())
             torch.save(self._ref_model.state_dict(), self.run_dir / REFERENCE_FILE)
-        self._sync_engine()
+        self.sync_engine()
         return losses
 
     def train(self) -> list[dict[str, Any]]:
@@ -208,7 +214,7 @@ class Trainer:
         """The rollout of ``step``: its prompts (from the data order) and their trajectories."""
         cfg = self.cfg
         task_ids = self.order.batch(step, cfg.train.prompts_per_step)
-        rollout = TreeRollout(self.engine, cfg.rollout.to_rollout_config(seed=cfg.seed * 1_000_003 + step))
+        rollout = TreeRollout(self.engine, cfg.rollout.model_copy(update={"seed": cfg.seed * 1_000_003 + step}))
         self.model.eval()
         with torch.no_grad():
             result = rollout.run(self.envs, [{"task_id": t} for t in task_ids])
@@ -231,7 +237,7 @@ class Trainer:
         t1 = time.perf_counter()
         update = self.update(rows) if rows else {"train/loss": 0.0}
         if rows:
-            self._sync_engine()
+            self.sync_engine()
         metrics.update(update)
         metrics["time/rollout_s"] = t_rollout
         metrics["time/update_s"] = time.perf_counter() - t1
@@ -247,7 +253,7 @@ class Trainer:
                                    overlong_cache=algo.overlong_cache_tokens)
         full = collate(rows, self.pad_id)
         adv = token_advantages(rows, full, rewards, estimator=algo.advantage, norm_by_std=algo.norm_by_std,
-                               attribution=algo.attribution)
+                               attribution=algo.attribution, reset_at_masked=algo.reinforce_reset_at_masked)
         mb = cfg.train.micro_batch_size
         use_ent_adv = algo.entropy_advantage and algo.entropy_advantage_coef != 0.0
         batch_entropy = use_ent_adv and algo.entropy_stats != "micro_batch"
@@ -300,39 +306,58 @@ class Trainer:
             return [True] * adv.shape[0]
         return ((adv * mask) != 0).any(dim=1).tolist()
 
-    def _micro_batches(self, idx: list[int], live: list[bool], use_ent_adv: bool) -> list[list[int]]:
-        """Micro-batches of the live rows of a mini-batch. With micro-batch entropy statistics the released
-        composition is kept (the z-score depends on it) and only micro-batches with no live row are dropped."""
+    def _micro_batches(self, idx: list[int], live: list[bool], use_ent_adv: bool) -> list[tuple[list[int], list[int]]]:
+        """(micro-batch, its rows to run) of a mini-batch. Where the micro-batch's composition matters (entropy
+        z-score over the micro-batch; the released per-micro-batch weighting) the released split is kept and only
+        micro-batches with no live row are dropped; otherwise the live rows are packed densely."""
         mb = self.cfg.train.micro_batch_size
-        if use_ent_adv and self.cfg.algo.entropy_stats == "micro_batch":
+        micro_entropy = use_ent_adv and self.cfg.algo.entropy_stats == "micro_batch"
+        if micro_entropy or self.cfg.train.micro_batch_weighting == "released":
             parts = [idx[s : s + mb] for s in range(0, len(idx), mb)]
-            return [p for p in parts if any(live[i] for i in p)]
+            if micro_entropy:  # the z-score population is the whole micro-batch
+                return [(p, p) for p in parts if any(live[i] for i in p)]
+            return [(p, run) for p in parts if (run := [i for i in p if live[i]])]
         kept = [i for i in idx if live[i]]
-        return [kept[s : s + mb] for s in range(0, len(kept), mb)]
+        return [(kept[s : s + mb], kept[s : s + mb]) for s in range(0, len(kept), mb)]
+
+    def _normalizer(self, full, idx: list[int], micro: list[int], run: list[int]) -> float:
+        """The ``aggregate`` normalizer of the rows ``run`` of micro-batch ``micro`` of mini-batch ``idx``, so that
+        the micro-batch losses add up to the mini-batch loss (``train.micro_batch_weighting``; rows skipped for
+        a zero advantage still count where the released loss would count them)."""
+        agg = self.cfg.algo.agg
+        released = self.cfg.train.micro_batch_weighting == "released"
+        if agg == "token-mean":
+            if released:  # the micro-batch's own token mean, times rows(micro) / rows(mini-batch)
+                return float(full.response_mask[micro].sum().clamp(min=1.0)) * len(idx) / len(micro)
+            return float(full.response_mask[idx].sum().clamp(min=1.0))
+        if agg == "seq-mean-token-sum-norm":  # aggregate gives S / L * rows(run) / normalizer
+            return len(idx) * len(run) / len(micro) if released else float(len(run))
+        return float(len(idx))
 
     def _mini_batch(self, rows, idx, full, adv, old_logp, use_ent_adv, live, *, on_policy=False) -> dict[str, float]:
         cfg, algo = self.cfg, self.cfg.algo
-        mask_all = full.response_mask[idx]
-        token_norm = float(mask_all.sum().clamp(min=1.0))
-        row_norm = float(len(idx))
-        normalizer = token_norm if algo.agg == "token-mean" else row_norm  # over all rows, skipped ones too
         self.optimizer.zero_grad(set_to_none=True)
         total, metrics = 0.0, []
-        for sub in self._micro_batches(idx, live, use_ent_adv):
-            part = collate([rows[i] for i in sub], self.pad_id)
+        for micro, run in self._micro_batches(idx, live, use_ent_adv):
+            part = collate([rows[i] for i in run], self.pad_id)
             t = part.resp_len
-            logp, ent = policy_logprobs(self.model, part, temperature=cfg.rollout.temperature, with_entropy=use_ent_adv)
-            kwargs: dict[str, Any] = {}
-            if use_ent_adv and algo.entropy_stats == "micro_batch":
-                kwargs = {"entropy": ent.detach(), "entropy_adv_coef": algo.entropy_advantage_coef}
-            old = logp.detach() if on_policy else old_logp[sub, :t]
+            micro_entropy = use_ent_adv and algo.entropy_stats == "micro_batch"
+            logp, ent = policy_logprobs(self.model, part, temperature=cfg.rollout.temperature,
+                                        with_entropy=micro_entropy)
+            a = adv[run, :t]
+            if micro_entropy:  # released: the z-score over this micro-batch, from pi_theta
+                a = entropy_aware_advantages(a, ent.detach(), part.response_mask, coef=algo.entropy_advantage_coef,
+                                             stats="batch")
+            old = logp.detach() if on_policy else old_logp[run, :t]
             if on_policy:
                 self._gap.add(part, old)
             out = policy_loss(
-                logp, old, adv[sub, :t], part.response_mask,
+                logp, old, a, part.response_mask,
                 kind=algo.loss, clip_low=algo.clip_low, clip_high=algo.clip_high, dual_clip_c=algo.dual_clip_c,
                 agg=algo.agg, cispo_eps_high=algo.cispo_eps_high, kl_coef=algo.kl_coef, kl_kind=algo.kl_kind,
-                ref_logp=self._ref_logp(part) if algo.kl_coef else None, normalizer=normalizer, **kwargs,
+                ref_logp=self._ref_logp(part) if algo.kl_coef else None,
+                normalizer=self._normalizer(full, idx, micro, run), norm_len=cfg.rollout.max_response_tokens,
+                log_ratio_clamp=algo.log_ratio_clamp,
             )
             out.loss.backward()
             total += float(out.loss.detach())
@@ -363,5 +388,5 @@ class Trainer:
             env.close()
         self.logger.close()
         close = getattr(self.engine, "close", None)
-        if close is not None and self.cfg.engine.kind != "hf":
+        if close is not None and not self.engine_shares_weights():
             close()

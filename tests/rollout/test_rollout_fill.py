@@ -24,7 +24,7 @@ def test_fill_rule_rounds_and_exact_group_size(fill: str, calls: list[int], answ
 
 
 def test_fill_rule_is_validated() -> None:
-    with pytest.raises(ValueError, match="rollout.fill"):
+    with pytest.raises(ValueError, match="fill"):
         RolloutConfig(fill="later").validate()  # type: ignore[arg-type]
 
 

@@ -66,5 +66,5 @@ def test_rounds_schedule_is_the_default_and_runs_without_an_engine_stream(answer
 
 
 def test_schedule_is_validated() -> None:
-    with pytest.raises(ValueError, match="rollout.schedule"):
+    with pytest.raises(ValueError, match="schedule"):
         RolloutConfig(schedule="eager").validate()  # type: ignore[arg-type]

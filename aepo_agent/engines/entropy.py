@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-ESTIMATORS = ("exact", "topk_tail", "surprisal")
+ESTIMATORS = ("exact", "topk_tail", "topk", "surprisal")
+
+
+def topk_entropy(logprobs: Iterable[float]) -> float:
+    """The released ARPO/AEPO estimate: -sum p log p over the returned log-probs only (top-k plus the sampled
+    token when it is not among them), no tail mass; it undercounts the entropy a flat distribution has."""
+    return -sum(math.exp(lp) * lp for lp in logprobs if lp != -math.inf)
 
 
 def topk_tail_entropy(logprobs: Iterable[float]) -> float:

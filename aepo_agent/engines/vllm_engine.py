@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from aepo_agent.engines.base import SamplingParams, Segment, validate_prefixes
-from aepo_agent.engines.entropy import surprisal, topk_tail_entropy
+from aepo_agent.engines.entropy import surprisal, topk_entropy, topk_tail_entropy
 
 # CPU defaults: a small KV cache and an in-process engine core, so collective_rpc passes tensors by reference.
 _CPU_MIN_BATCHED_TOKENS = 4096  # tokens per scheduler step on CPU once prefills are kept whole
@@ -44,8 +44,9 @@ class VLLMEngine:
                  entropy_estimator: str = "topk_tail", dtype: str = "auto", max_model_len: int = 4096,
                  seed: int = 0, block_size: int | None = None, enforce_eager: bool = False,
                  **llm_kwargs: Any) -> None:
-        if entropy_estimator not in ("topk_tail", "surprisal"):
-            raise ValueError(f"VLLMEngine entropy_estimator must be 'topk_tail' or 'surprisal', got {entropy_estimator!r}")
+        if entropy_estimator not in ("topk_tail", "topk", "surprisal"):
+            raise ValueError("VLLMEngine entropy_estimator must be 'topk_tail', 'topk' (released) or 'surprisal', "
+                             f"got {entropy_estimator!r}")
         if logprobs_k < 1:
             raise ValueError(f"logprobs_k must be >= 1 for an entropy estimate, got {logprobs_k}")
         from aepo_agent.models import resolve_model
@@ -119,6 +120,8 @@ class VLLMEngine:
             logprobs.append(sampled)
             if self.entropy_estimator == "surprisal":
                 entropies.append(surprisal(sampled))
+            elif self.entropy_estimator == "topk":
+                entropies.append(topk_entropy(v.logprob for v in position.values()))
             else:
                 entropies.append(topk_tail_entropy(v.logprob for v in position.values()))
         reason, stop = _finish(output)

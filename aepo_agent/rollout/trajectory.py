@@ -32,6 +32,7 @@ class Trajectory:
     reward: float = 0.0
     components: dict[str, float] = field(default_factory=dict)
     finish: str = ""
+    episode: dict[str, Any] | None = None  # info["episode"] of the last step (gym's RecordEpisodeStatistics)
 
     def branch(self, traj_id: int, env: Any, *, at_decided_point: bool = False) -> Trajectory:
         """A clone sharing this trajectory's tokens so far (and so their segment ids), in its own env. With
@@ -78,6 +79,7 @@ class RolloutRow:
     finish: str
     h_initial: float | None = None
     segment_entropies: list[float] = field(default_factory=list)
+    episode: dict[str, Any] | None = None  # the env wrappers' episode statistics, when one recorded them
 
 
 @dataclass

@@ -278,6 +278,7 @@ class TreeRollout:
                 # sampled, so it has no engine log-prob (NaN keeps it out of the engine/trainer gap).
                 self._append(t, [int(self._eos)], model=True, logprobs=[math.nan], entropies=[0.0])
             reason = "answer" if terminated else ("tool_overrun" if overrun else "env_truncated")
+            t.episode = _plain(info.get("episode"))
             self._finish(t, info.get("reward_components", {}), reason)
             return
         if seg.finish_reason == "eos" or budget_left <= 0:
@@ -360,6 +361,7 @@ class TreeRollout:
                         finish=t.finish,
                         h_initial=t.h_initial,
                         segment_entropies=list(t.seg_entropies),
+                        episode=t.episode,
                     )
                 )
         return rows
@@ -383,3 +385,10 @@ class TreeRollout:
             "rollout/rounds": float(self.rounds),
             "rollout/continuous": float(self.schedule == "continuous"),
         }
+
+
+def _plain(episode: Any) -> dict[str, Any] | None:
+    """RecordEpisodeStatistics' ``info["episode"]`` (numpy scalars) as plain floats."""
+    if not isinstance(episode, dict):
+        return None
+    return {k: v.item() if hasattr(v, "item") else v for k, v in episode.items()}

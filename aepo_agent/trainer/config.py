@@ -113,6 +113,12 @@ class EvalSection(_Section):
     success_threshold: float = 1.0
     output: str = "eval.jsonl"
 
+    @model_validator(mode="after")
+    def _k_within_n(self) -> EvalSection:
+        if not self.k or min(self.k) < 1 or max(self.k) > self.n:
+            raise ValueError(f"eval.k values must be in [1, eval.n={self.n}], got {self.k}")
+        return self
+
 
 class TrainConfig(_Section):
     """The whole run; ``run_dir`` holds checkpoints, logs, plots."""

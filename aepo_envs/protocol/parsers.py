@@ -93,7 +93,8 @@ class TagParser(ActionParser):
             if 0 <= pos < first_pos:
                 first_tag, first_pos = tag, pos
         if first_tag is None:
-            stray = re.search(r"</(search|python|browse|answer)>", text)
+            tags = "|".join(re.escape(t) for t in dict.fromkeys([*self._by_tag, *KNOWN_TOOL_TAGS, ANSWER_TAG]))
+            stray = re.search(rf"</({tags})>", text)
             if stray:
                 spec = self._by_tag.get(stray.group(1))
                 return InvalidAction(f"found {stray.group(0)} without its opening tag. {self.protocol_hint()}",

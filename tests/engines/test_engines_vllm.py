@@ -100,6 +100,15 @@ def test_aepo_train_with_the_vllm_engine(smollm_dir: Path, tmp_path: Path) -> No
     assert [m["step"] for m in steps] == [0, 1]
     for m in steps:
         assert m["train/rollout_logprob_diff_mean"] < 5e-3, m
+    # `aepo eval` of that run: the checkpoint must reach vLLM (it scored the initial weights before), so vLLM's
+    # log-probs of the evaluated tokens match the trained model's (unfiltered sampling, so both are one policy).
+    sets = ["eval.temperature=1.0", "eval.top_p=1.0", "eval.top_k=-1", "eval.n=2", "eval.k=[1,2]", "eval.limit=2",
+            "eval.max_response_tokens=24"]
+    proc = subprocess.run([python, "-m", "aepo_agent.cli", "eval", str(path), *[a for s in sets for a in ("--set", s)]],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    summary = json.loads(proc.stdout[proc.stdout.rindex('{\n  "tasks"'):])  # vLLM logs to stdout too
+    assert summary["eval/rollout_logprob_diff_mean"] <= 1e-3, summary
 
 
 @pytest.mark.slow

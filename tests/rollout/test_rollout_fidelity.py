@@ -87,3 +87,12 @@ def test_premonitor_h_root_comes_from_its_own_probe() -> None:
     rollout.run([_env(3)], [{"task_id": "t0"}])
     # The monitor's first segment is also its only H_tool segment: H_root - H_tool = 0, m = floor(n/2) + 1.
     assert next(e[2] for e in rollout.events if e[0] == "budget") == 8 // 2 + 1
+
+
+def test_keep_monitor_rollout_reuses_the_monitor_as_a_global_sample() -> None:
+    for keep in (False, True):
+        cfg = RolloutConfig(mode="aepo", n=6, initial_rollouts=2, dynamic_rollouts=True, max_response_tokens=300,
+                            seed=1, keep_monitor_rollout=keep)
+        result = TreeRollout(ScriptedEngine(), cfg).run([_env(3)], [{"task_id": "t0"}])
+        assert len(result.rows) == 6
+        assert any(r.traj_id == 0 for r in result.rows) is keep  # trajectory 0 is the monitor

@@ -56,8 +56,9 @@ def test_an_engine_with_its_own_weights_is_synced_whatever_the_engine_kind(tmp_p
 
 
 def test_an_hf_engine_on_the_trainers_module_is_not_synced(tmp_path, tiny_model):
-    from aepo_agent.engines.hf_engine import HFEngine
     from char_tokenizer import CharTokenizer
+
+    from aepo_agent.engines.hf_engine import HFEngine
 
     model, tok = tiny_model(), CharTokenizer()
     own = HFEngine(model, tokenizer=tok)
@@ -66,7 +67,7 @@ def test_an_hf_engine_on_the_trainers_module_is_not_synced(tmp_path, tiny_model)
     for engine, shares in ((own, True), (other, False)):
         trainer = Trainer(cfg, model=model, tokenizer=tok, engine=engine)
         assert trainer.engine_shares_weights() is shares
-        trainer.envs and [env.close() for env in trainer.envs]
+        trainer.close()
 
 
 def test_aepo_eval_scores_the_checkpoint_not_the_initial_weights(tmp_path, monkeypatch, answer_engine, tiny_model):

@@ -198,7 +198,8 @@ def main() -> int:
                         help="tree groups short of n when all paths ended: released per_round, or the paper's all")
     parser.add_argument("--env-kwargs", default='{"max_turns": 4}', help="JSON kwargs for gym.make")
     parser.add_argument("--max-response-tokens", type=int, default=128)
-    parser.add_argument("--segment-max-tokens", type=int, default=64)
+    parser.add_argument("--segment-max-tokens", type=int, default=None,
+                        help="cap on one segment (default: none, the released rule)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,

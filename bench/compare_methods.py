@@ -50,7 +50,7 @@ def _overrides(method: str, seed: int, args: argparse.Namespace, run_dir: Path) 
         f"rollout.n={args.n}",
         f"rollout.initial_rollouts={max(1, args.n // 2)}",
         f"rollout.max_response_tokens={args.max_response_tokens}",
-        f"rollout.segment_max_tokens={args.segment_max_tokens}",
+        f"rollout.segment_max_tokens={'null' if args.segment_max_tokens is None else args.segment_max_tokens}",
         f"rollout.branch_entropy_source={args.branch_source}",
         f"rollout.response_prefix={json.dumps(args.response_prefix)}",
     ]
@@ -90,7 +90,8 @@ def main() -> int:
     parser.add_argument("--prompts", type=int, default=1, help="prompts per step")
     parser.add_argument("--n", type=int, default=4, help="trajectories per prompt (trees: n/2 global samples)")
     parser.add_argument("--max-response-tokens", type=int, default=64)
-    parser.add_argument("--segment-max-tokens", type=int, default=32)
+    parser.add_argument("--segment-max-tokens", type=int, default=None,
+                        help="cap on one segment (default: none, the released rule)")
     parser.add_argument("--branch-source", default="after_tool", choices=["previous_segment", "after_tool"],
                         help="after_tool (default here) branches at the forced tool result; previous_segment (the "
                         "released rule) only after a tool call the model wrote itself, which SmolLM2 never does")

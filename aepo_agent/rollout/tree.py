@@ -20,7 +20,7 @@ from aepo_agent.engines.stream import make_stream
 from aepo_agent.rollout.config import RolloutConfig
 from aepo_agent.rollout.entropy import aepo_branch, arpo_branch, premonitor_global_budget, segment_entropy
 from aepo_agent.rollout.trajectory import RolloutResult, RolloutRow, Trajectory, chat_prompt_ids
-from aepo_envs.contract import clone_env, end_episode, env_stop_strings
+from aepo_envs.contract import clone_env, end_episode, end_episode_reward, env_stop_strings
 
 OVERRUN_PREFIX = "max_tool_calls"  # the env's truncation_reason when a tool call was over its budget
 
@@ -282,7 +282,7 @@ class TreeRollout:
             self._finish(t, info.get("reward_components", {}), reason)
             return
         if seg.finish_reason == "eos" or budget_left <= 0:
-            extra, comps = end_episode(t.env, "eos" if seg.finish_reason == "eos" else "max_response_tokens")
+            extra, comps = self._end_episode(t, "eos" if seg.finish_reason == "eos" else "max_response_tokens")
             t.reward += extra
             self._finish(t, comps, "eos_without_answer" if budget_left > 0 else "max_response_tokens")
             return
@@ -291,12 +291,18 @@ class TreeRollout:
         if t.last_was_tool:
             t.tool_calls += 1
         if len(t.response_ids) >= cfg.max_response_tokens:
-            extra, comps = end_episode(t.env, "max_response_tokens")
+            extra, comps = self._end_episode(t, "max_response_tokens")
             t.reward += extra
             self._finish(t, comps, "max_response_tokens")
             return
         if allow_branch and not after_tool and (t.last_was_tool or cfg.branch_from == "active"):
             self._maybe_branch(g, t, h)
+
+    def _end_episode(self, t: Trajectory, reason: str) -> tuple[float, dict[str, float]]:
+        """End ``t``'s episode from outside; its terminal reward goes through the user's reward wrappers as a
+        step's would (statistics wrappers do not see it)."""
+        raw, components = end_episode(t.env, reason)
+        return end_episode_reward(t.env, raw), components
 
     def _maybe_branch(self, g: _Group, t: Trajectory, h: float) -> None:
         cfg = self.cfg

@@ -11,12 +11,14 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 FinishReason = Literal["stop", "length", "eos"]
-EntropyEstimator = Literal["exact", "topk_tail", "surprisal"]
+EntropyEstimator = Literal["exact", "topk_tail", "topk", "surprisal", "none"]
 
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to sample. temperature 0 means greedy; top_k -1 means no top-k cut; seed None means unseeded."""
+    """How to sample. temperature 0 means greedy; top_k -1 means no top-k cut; seed None means unseeded;
+    repetition_penalty 1.0 means off (> 1 divides positive / multiplies negative logits of every token already in
+    the prompt or the sampled continuation, as vLLM and transformers do)."""
 
     temperature: float = 1.0
     top_p: float = 1.0
@@ -24,6 +26,7 @@ class SamplingParams:
     max_tokens: int = 256
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    repetition_penalty: float = 1.0
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str) or not all(isinstance(s, str) and s for s in self.stop):
@@ -37,6 +40,8 @@ class SamplingParams:
             raise ValueError(f"SamplingParams.top_k must be -1 (off) or >= 1, got {self.top_k}")
         if self.max_tokens < 1:
             raise ValueError(f"SamplingParams.max_tokens must be >= 1, got {self.max_tokens}")
+        if not (self.repetition_penalty > 0 and math.isfinite(self.repetition_penalty)):
+            raise ValueError(f"SamplingParams.repetition_penalty must be > 0 (1.0 = off), got {self.repetition_penalty}")
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-ESTIMATORS = ("exact", "topk_tail", "topk", "surprisal")
+ESTIMATORS = ("exact", "topk_tail", "topk", "surprisal", "none")  # none: no logprobs, entropies are zeros
 
 
 def topk_entropy(logprobs: Iterable[float]) -> float:

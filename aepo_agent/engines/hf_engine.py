@@ -47,6 +47,28 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     return ids
 
 
+def token_presence(rows: list[list[int]], vocab: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A (rows, vocab) bool mask of the token ids each row holds, built by one scatter of a padded index tensor
+    (ids outside the vocab are ignored): the per-row token sets a repetition penalty needs."""
+    width = max((len(row) for row in rows), default=0)
+    index = torch.full((len(rows), max(width, 1)), vocab, dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            index[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    index = index.masked_fill((index < 0) | (index > vocab), vocab)
+    mask = torch.zeros((len(rows), vocab + 1), dtype=torch.bool, device=device)
+    mask.scatter_(1, index.to(device), True)
+    return mask[:, :vocab].contiguous()
+
+
+def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+    """Penalize every token a row already holds as vLLM and transformers do: positive logits are divided by
+    ``penalty``, negative ones multiplied (so > 1 makes a seen token less likely whatever its sign)."""
+    if penalty == 1.0:
+        return logits
+    return torch.where(seen, torch.where(logits > 0, logits / penalty, logits * penalty), logits)
+
+
 def sample_tokens(logprobs: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> torch.Tensor:
     """Draw one token per row from temperature-scaled log-probs after the top-k / top-p cut (argmax if greedy)."""
     if params.temperature == 0:
@@ -282,6 +304,11 @@ class HFEngine:
                        exit_after: int | None = None) -> list[Segment]:
         """Decode every prefix until a stop, EOS or its limit (``limits[i]`` tokens, default ``params.max_tokens``).
 
+        A repetition penalty applies to the logits before temperature, top-k/top-p and the greedy argmax, over the
+        ids of ``prefixes[i]`` and of the tokens sampled so far; the reported logprobs and entropies are those of
+        the penalized, temperature-scaled distribution (before the top-k/top-p cut, as without a penalty), which
+        is what vLLM's ``processed_logprobs`` reports too. With penalty 1.0 nothing changes.
+
         ``history[i]``: tokens of the same segment sampled by earlier calls, so a stop string spanning the call
         boundary is still found; a finished row's text and stop string cover ``history[i]`` too (its ids do not). ``exit_after``: return once that many rows finished while others still run; those
         come back with ``meta["preempted"]`` and their KV kept, so the next call resumes them without a prefill.
@@ -301,6 +328,8 @@ class HFEngine:
         reserve(cache, max(limits))  # decode writes in place: no copy of the whole cache per token
 
         temperature = params.temperature if params.temperature > 0 else 1.0
+        penalty = params.repetition_penalty
+        seen: torch.Tensor | None = None  # (active rows, vocab): tokens of prefix + sampled, when penalized
         checker = StopChecker(self._tokenizer, params.stop)
         tokens: list[list[int]] = [[] for _ in range(count)]
         logps: list[list[float]] = [[] for _ in range(count)]
@@ -314,9 +343,16 @@ class HFEngine:
             mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=self.device)], dim=1)
             logits = self._forward(current[:, None], mask, positions[:, None], cache).logits[:, -1, :].float()
             self.stats.decode_forwards += 1
+            if penalty != 1.0:
+                if seen is None:
+                    seen = token_presence([prefixes[row] + tokens[row] for row in active], logits.shape[-1],
+                                          self.device)
+                logits = apply_repetition_penalty(logits, seen, penalty)
             logprobs = torch.log_softmax(logits / temperature, dim=-1)
             entropy = token_entropy(logprobs)
             chosen = sample_tokens(logprobs, params, generator)
+            if seen is not None:
+                seen.scatter_(1, chosen[:, None], True)
             chosen_lp = logprobs.gather(1, chosen[:, None]).squeeze(1)
             keep = []
             for j, (row, tok, lp, ent) in enumerate(zip(active, chosen.tolist(), chosen_lp.tolist(),
@@ -342,6 +378,7 @@ class HFEngine:
                 cache.reorder_cache(keep_index)
                 mask = mask.index_select(0, keep_index)
                 chosen = chosen.index_select(0, keep_index)
+                seen = seen.index_select(0, keep_index) if seen is not None else None
                 positions = positions.index_select(0, keep_index)
                 active = [active[j] for j in keep]
             if exit_after is not None and finished >= exit_after:

@@ -107,6 +107,7 @@ class VLLMEngine:
 
         return VSamplingParams(n=n, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
                                max_tokens=params.max_tokens, stop=list(params.stop) or None,
+                               repetition_penalty=params.repetition_penalty,
                                include_stop_str_in_output=True, logprobs=self.logprobs_k,
                                seed=None if seed is None else seed % (2**63), skip_special_tokens=True,
                                output_kind=RequestOutputKind.FINAL_ONLY)

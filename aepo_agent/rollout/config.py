@@ -81,6 +81,7 @@ class RolloutConfig(BaseModel):
     temperature: float = Field(1.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     top_k: int = Field(-1, ge=-1)
+    repetition_penalty: float = Field(1.0, gt=0, description="1.0 = off (training); the papers' eval uses 1.1")
     seed: int | None = Field(None, description="set per step by the trainer from the run seed and the step")
 
     @model_validator(mode="after")

@@ -160,7 +160,8 @@ class TreeRollout:
         """H_root per group: the entropy of a ``premonitor_probe_tokens`` sample from the bare prompt."""
         cfg = self.cfg
         params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                                max_tokens=cfg.premonitor_probe_tokens, stop=self._stop)
+                                repetition_penalty=cfg.repetition_penalty, max_tokens=cfg.premonitor_probe_tokens,
+                                stop=self._stop)
         pending: dict[int, int] = {}
         for g in groups:
             self._next_request += 1
@@ -196,6 +197,7 @@ class TreeRollout:
                         continue
                     left = cfg.max_response_tokens - len(t.response_ids)
                     params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+                                            repetition_penalty=cfg.repetition_penalty,
                                             max_tokens=cfg.segment_budget(left), stop=self._stop)
                     self._next_request += 1
                     self._stream.submit(self._next_request, g.prompt_ids + t.response_ids, params)

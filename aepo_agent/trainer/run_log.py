@@ -23,11 +23,13 @@ class RunLogger:
                 self._tb = None
 
     def truncate_after(self, step: int) -> None:
-        """Drop lines of steps > ``step`` (written after the checkpoint we resume from)."""
-        if not self.path.exists():
-            return
-        keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-        self.path.write_text("".join(ln + "\n" for ln in keep))
+        """Drop lines of steps > ``step`` (written after the checkpoint we resume from), held-out evals included:
+        the resumed run evaluates again from there."""
+        for path in (self.path, self.run_dir / "heldout.jsonl"):
+            if not path.exists():
+                continue
+            keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+            path.write_text("".join(ln + "\n" for ln in keep))
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         record = {"step": step, **metrics}
@@ -73,17 +75,21 @@ def plot_run(run_dir: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = [r["step"] for r in records]
+    heldout = read_metrics(run_dir / "heldout.jsonl")
     panels = [
         ("reward", ["rollout/reward_mean"]),
         ("entropy (normalised segment)", ["rollout/entropy_initial", "rollout/entropy_after_tool"]),
         ("branching", ["rollout/branches_per_tree", "rollout/fills_per_tree", "rollout/distinct_trajectories"]),
         ("tool calls / trajectory", ["rollout/tool_calls_per_traj"]),
     ]
+    if heldout:
+        panels.append(("held-out tasks (x: RL updates)", ["heldout/pass@1", "heldout/reward_mean"]))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
     for ax, (title, keys) in zip(axes, panels, strict=True):
+        source = heldout if title.startswith("held-out") else records
         for key in keys:
-            ax.plot(steps, [r.get(key, float("nan")) for r in records], marker="o", label=key.split("/")[-1])
+            ax.plot([r["step"] for r in source], [r.get(key, float("nan")) for r in source], marker="o",
+                    label=key.split("/")[-1])
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.legend(fontsize=7)

@@ -1,7 +1,8 @@
 """``aepo``: train, evaluate, and fetch models.
 
     aepo train CONFIG.yaml [--set section.key=value ...]
-    aepo eval CONFIG.yaml [--set ...] [--checkpoint latest|PATH]
+    aepo eval --model MODEL --envs IDS|SUITE [--n --k --limit --output --judge ...]   (see aepo eval -h)
+    aepo eval CONFIG.yaml [--set ...] [--checkpoint latest|PATH]   (an eval YAML, or a training config)
     aepo sft CONFIG.yaml --out DIR [--set ...]     (the config's warm start alone, saved as a model dir)
     aepo models fetch NAME
 """
@@ -9,25 +10,24 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aepo", description="AEPO/ARPO training of tool-using LLMs")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in (("train", "train a policy"), ("eval", "evaluate a policy (pass@k)"),
+    for name, help_text in (("train", "train a policy"),
                             ("sft", "run the config's warm start (cold-start SFT) and save the model")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("config", help="YAML config (see examples/configs/)")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set train.steps=3")
-        if name == "eval":
-            p.add_argument("--checkpoint", default="latest", help="'latest' of the run dir, 'none', or a path")
         if name == "sft":
             p.add_argument("--out", required=True, help="directory for the fine-tuned model (usable as model.name)")
+    from aepo_agent.eval.cli import add_eval_arguments
+
+    add_eval_arguments(sub.add_parser("eval", help="evaluate a model or endpoint on benchmarks (Pass@k, tables)"))
     models = sub.add_parser("models", help="model cache")
     models.add_argument("action", choices=["fetch"])
     models.add_argument("name")
@@ -41,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(fetch_model(args.name))
         return 0
+    if args.command == "eval":
+        from aepo_agent.eval.cli import eval_main
+
+        return eval_main(args)
     from aepo_agent.trainer import Trainer, load_config
 
     cfg = load_config(args.config, args.overrides)
@@ -63,17 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             trainer.train()
             print(f"run directory: {cfg.run_dir} (metrics.jsonl, training.png, tensorboard/, checkpoints/)")
             return 0
-        from aepo_agent.eval import evaluate
-        from aepo_agent.trainer.checkpoint import latest_checkpoint, load_checkpoint
-
-        if args.checkpoint != "none":
-            ckpt = latest_checkpoint(Path(cfg.run_dir)) if args.checkpoint == "latest" else Path(args.checkpoint)
-            if ckpt is not None:
-                load_checkpoint(ckpt, trainer.model, trainer.optimizer)
-                trainer.sync_engine()  # an engine with its own weights (vLLM) must score the checkpoint
-        summary = evaluate(trainer, output=Path(cfg.run_dir) / cfg.eval.output)
-        print(json.dumps(summary, indent=2))
-        return 0
+        raise AssertionError(f"unhandled command {args.command!r}")
     finally:
         trainer.close()
 

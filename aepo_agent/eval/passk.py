@@ -1,15 +1,14 @@
-"""pass@k over n samples per task (the unbiased estimator of Chen et al. 2021) and the eval runner."""
+"""Pass@k over n runs per task: the unbiased estimator of Chen et al. (2021) and the papers' two readings.
+
+The papers (algorithms.md §5.1, §8 item 19) run each benchmark ``n`` = 5 times at T = 0.6 and report Pass@1 as a
+single run's accuracy (or the mean over the runs) and Pass@5 as the share of tasks correct in at least one run.
+"""
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
-from collections import defaultdict
-from pathlib import Path
-from typing import Any
-
-from aepo_agent.trainer.batch import LogprobGap
+from collections.abc import Mapping, Sequence
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -23,62 +22,27 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
-def _add_gap(trainer: Any, rows: list, gap: LogprobGap, *, temperature: float) -> None:
-    """Add the engine/model log-prob gap of ``rows`` (the model's log-probs at the sampling temperature; an
-    engine sampling with top-p/top-k reports its filtered distribution, so the gap is exact only without them)."""
-    import torch
+def pass_metrics(runs: Mapping[str, Sequence[bool | None]], ks: Sequence[int]) -> dict[str, float]:
+    """Pass@k readings over tasks; ``runs[task][r]`` is run r's success (None: not sampled yet).
 
-    from aepo_agent.trainer.batch import collate, policy_logprobs
+    - ``pass@1``: mean over runs of the accuracy (= the unbiased pass@1);
+    - ``pass@1_run1``: the accuracy of the first run alone;
+    - ``pass@k``: the unbiased estimator with each task's c correct of its n sampled runs;
+    - ``pass@k_any`` (k > 1): the share of tasks correct in at least one of runs 1..k.
+    A task enters a reading only when the runs that reading needs were sampled.
+    """
+    out: dict[str, float] = {}
+    sampled = {t: [bool(s) for s in rs if s is not None] for t, rs in runs.items()}
+    firsts = [rs[0] for rs in runs.values() if rs and rs[0] is not None]
+    out["pass@1_run1"] = statistics.fmean(firsts) if firsts else 0.0
+    for k in ks:
+        est = [pass_at_k(len(s), sum(s), k) for s in sampled.values() if len(s) >= k]
+        out[f"pass@{k}"] = statistics.fmean(est) if est else 0.0
+        if k > 1:  # any of the first run alone is pass@1_run1
+            heads = [list(rs[:k]) for rs in runs.values() if len(rs) >= k and None not in rs[:k]]
+            out[f"pass@{k}_any"] = statistics.fmean(any(h) for h in heads) if heads else 0.0
+    if "pass@1" not in out:
+        est = [sum(s) / len(s) for s in sampled.values() if s]
+        out["pass@1"] = statistics.fmean(est) if est else 0.0
+    return out
 
-    if temperature <= 0:
-        return  # greedy: no distribution to compare
-    rows = [r for r in rows if r.response_ids]
-    model, size = trainer.model, trainer.cfg.train.micro_batch_size
-    model.eval()
-    with torch.no_grad():
-        for s in range(0, len(rows), size):
-            part = collate(rows[s : s + size], trainer.pad_id)
-            logp, _ = policy_logprobs(model, part, temperature=temperature, with_entropy=False)
-            gap.add(part, logp)
-
-
-def evaluate(trainer: Any, *, output: Path | None = None) -> dict[str, Any]:
-    """Sample ``eval.n`` trajectories per task with the eval sampling settings; report mean reward and pass@k."""
-    from aepo_agent.rollout import RolloutConfig, TreeRollout
-    from aepo_envs.contract import env_tasks
-
-    cfg = trainer.cfg
-    ev = cfg.eval
-    tasks = [row.task_id for row in env_tasks(trainer.envs[0])]
-    if ev.limit is not None:
-        tasks = tasks[: ev.limit]
-    rcfg = RolloutConfig(
-        mode="flat", n=ev.n, initial_rollouts=ev.n, temperature=ev.temperature, top_p=ev.top_p, top_k=ev.top_k,
-        max_response_tokens=ev.max_response_tokens, segment_max_tokens=cfg.rollout.segment_max_tokens,
-        seed=cfg.seed,
-    )
-    per_task: dict[str, list[float]] = defaultdict(list)
-    gap = LogprobGap()
-    envs = trainer.envs
-    for start in range(0, len(tasks), len(envs)):
-        chunk = tasks[start : start + len(envs)]
-        result = TreeRollout(trainer.engine, rcfg).run(envs[: len(chunk)], [{"task_id": t} for t in chunk])
-        for row in result.rows:
-            per_task[row.task_id].append(row.reward)
-        _add_gap(trainer, result.rows, gap, temperature=ev.temperature)
-    summary: dict[str, Any] = {
-        "tasks": len(per_task),
-        "n": ev.n,
-        "reward_mean": statistics.fmean(r for rs in per_task.values() for r in rs) if per_task else 0.0,
-        # |engine - evaluated model| log-prob of the sampled tokens: ~0 when the engine scores the loaded weights
-        **{k.replace("train/", "eval/"): v for k, v in gap.metrics().items()},
-    }
-    for k in ev.k:
-        scores = [pass_at_k(len(rs), sum(r >= ev.success_threshold for r in rs), k) for rs in per_task.values()]
-        summary[f"pass@{k}"] = statistics.fmean(scores) if scores else 0.0
-    if output is not None:
-        with output.open("w", encoding="utf-8") as fh:
-            for task_id, rs in per_task.items():
-                fh.write(json.dumps({"task_id": task_id, "rewards": rs}) + "\n")
-            fh.write(json.dumps({"summary": summary}) + "\n")
-    return summary

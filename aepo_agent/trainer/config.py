@@ -103,6 +103,16 @@ class WarmStartSection(_Section):
 
 
 class EvalSection(_Section):
+    """`aepo eval CONFIG` settings, and the held-out evaluation during training (``every`` > 0)."""
+
+    every: int = Field(0, ge=0, description="held-out eval every k RL steps, also before the first and after the "
+                       "last (0 = off); logged as heldout/* in metrics.jsonl, heldout.jsonl, TensorBoard, the plot")
+    held_out_env_kwargs: dict[str, Any] = Field(
+        default_factory=lambda: {"world_kwargs": {"seed": 2}},
+        description="merged over env.kwargs for the held-out tasks: another world seed than training (0) and the "
+        "warm start's demonstrations (1), so the tasks are unseen",
+    )
+    held_out_limit: int = Field(8, ge=1, description="held-out tasks per evaluation")
     n: int = 4
     k: list[int] = Field(default_factory=lambda: [1, 4])
     limit: int | None = 20

@@ -190,6 +190,28 @@ class Trainer:
         self.sync_engine()
         return losses
 
+    def heldout_eval(self, step: int) -> dict[str, float]:
+        """Pass@k of the current policy on held-out tasks (``eval.held_out_env_kwargs``: tasks training never
+        sees), logged to ``heldout.jsonl`` with ``step`` = the RL updates applied so far."""
+        from aepo_agent.eval import BenchmarkSpec, EvalSettings, run_eval
+
+        ev = self.cfg.eval
+        settings = EvalSettings(n=ev.n, k=tuple(ev.k), temperature=ev.temperature, top_p=ev.top_p, top_k=ev.top_k,
+                                repetition_penalty=1.0, max_response_tokens=ev.max_response_tokens,
+                                limit=ev.held_out_limit, seed=self.cfg.seed + 7_919 * step,
+                                success_threshold=ev.success_threshold, tool_budgets=None)  # the env's own
+        spec = BenchmarkSpec(self.cfg.env.id, merge_kwargs(self.cfg.env.kwargs, ev.held_out_env_kwargs))
+        self.model.eval()
+        with torch.no_grad():
+            report = run_eval(self.engine, self.tokenizer, [spec], settings, output_dir=None, progress=False)
+        metrics = report.metrics("heldout/")
+        self.logger.log_event("heldout", "step", step, metrics)
+        return metrics
+
+    def _heldout_due(self, step: int) -> bool:
+        every = self.cfg.eval.every
+        return every > 0 and (step % every == 0 or step == self.cfg.train.steps)
+
     def train(self) -> list[dict[str, Any]]:
         """Run from the current step to ``train.steps``; returns the per-step metrics."""
         cfg = self.cfg
@@ -198,7 +220,8 @@ class Trainer:
         bar = tqdm(range(self.start_step, cfg.train.steps), desc="aepo train", initial=self.start_step,
                    total=cfg.train.steps, dynamic_ncols=True)
         for step in bar:
-            metrics = self.train_step(step)
+            heldout = self.heldout_eval(step) if self._heldout_due(step) else {}
+            metrics = {**self.train_step(step), **heldout}
             history.append(metrics)
             self.logger.log(step, metrics)
             bar.set_postfix(reward=f"{metrics['rollout/reward_mean']:.3f}", loss=f"{metrics['train/loss']:.4f}")
@@ -207,6 +230,10 @@ class Trainer:
                 save_checkpoint(self.run_dir, done, self.model, self.optimizer, keep=cfg.train.keep_checkpoints)
                 if cfg.train.plot:
                     plot_run(self.run_dir)
+        if self._heldout_due(cfg.train.steps) and self.start_step < cfg.train.steps:
+            self.heldout_eval(cfg.train.steps)  # the policy RL ended with
+            if cfg.train.plot:
+                plot_run(self.run_dir)
         self.logger.close()
         return history
 

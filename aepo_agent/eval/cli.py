@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 _SETTING_KEYS = ("n", "k", "limit", "temperature", "top_p", "top_k", "repetition_penalty", "max_response_tokens",
-                 "segment_max_tokens", "seed", "success_threshold", "tool_budgets", "tasks_per_call", "retry_errors")
+                 "segment_max_tokens", "seed", "success_threshold", "tool_budgets", "tasks_per_call", "retry_errors", "env_threads")
 _SOURCE_KEYS = ("model", "checkpoint", "model_name", "tokenizer", "engine", "engine_kwargs", "device", "dtype")
 YAML_KEYS = frozenset(_SETTING_KEYS + _SOURCE_KEYS + ("envs", "env_kwargs", "output", "judge", "progress"))
 
@@ -59,6 +59,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     st.add_argument("--success-threshold", type=float, help="env reward counted as correct without a judge (1.0)")
     st.add_argument("--tool-budgets", type=_budgets, help="python=5,search=10 (default) or env (the env's own)")
     st.add_argument("--tasks-per-call", type=int, help="tasks sampled together in one rollout call (8)")
+    st.add_argument("--env-threads", type=int, help="env steps (tool calls) run in this many threads (8)")
     st.add_argument("--judge", help="openai:URL[#model]: the papers' LLM judge decides success")
     st.add_argument("--retry-errors", action="store_true", default=None, help="sample again the engine-error samples")
     out = p.add_argument_group("output")

@@ -117,9 +117,8 @@ def rollout_config(settings: EvalSettings, seed: int) -> RolloutConfig:
         mode="flat", n=settings.n, initial_rollouts=settings.n, temperature=settings.temperature,
         top_p=settings.top_p, top_k=settings.top_k, max_response_tokens=settings.max_response_tokens,
         segment_max_tokens=settings.segment_max_tokens, tool_overrun="env", seed=seed,
+        repetition_penalty=settings.repetition_penalty, env_threads=settings.env_threads,
     )
-    if "repetition_penalty" in RolloutConfig.model_fields:  # older rollouts sample without the penalty
-        kwargs["repetition_penalty"] = settings.repetition_penalty
     return RolloutConfig(**kwargs)
 
 

@@ -56,6 +56,7 @@ class EvalSettings:
     tool_budgets: Mapping[str, int] | None = field(default_factory=lambda: dict(PAPER_TOOL_BUDGETS))
     tasks_per_call: int = 8
     retry_errors: bool = False  # a rerun samples again the samples that ended on an engine error
+    env_threads: int = 8  # env steps (tool calls) of one engine call run in this many threads; results do not change
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -72,6 +73,8 @@ class EvalSettings:
             raise ValueError("max_response_tokens and segment_max_tokens must be >= 1")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be None or >= 1, got {self.limit}")
+        if self.env_threads < 1:
+            raise ValueError(f"env_threads must be >= 1, got {self.env_threads}")
         if self.tasks_per_call < 1:
             raise ValueError(f"tasks_per_call must be >= 1, got {self.tasks_per_call}")
         if self.tool_budgets is not None:
@@ -91,9 +94,10 @@ class EvalSettings:
         return deep_merge(base, spec.env_kwargs)
 
     def identity(self) -> dict[str, Any]:
-        """Everything the samples and scores depend on (not ``retry_errors``), as plain JSON values."""
+        """Everything the samples and scores depend on (not ``retry_errors``, ``env_threads``), as JSON values."""
         data = asdict(self)
         data.pop("retry_errors")
+        data.pop("env_threads")
         data["k"] = list(self.k)
         return data
 

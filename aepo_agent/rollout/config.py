@@ -68,6 +68,10 @@ class RolloutConfig(BaseModel):
         "continuous: a trajectory goes on as soon as its segment ends (engines with a stream)",
     )
     keep_monitor_rollout: bool = Field(False, description="reuse the monitoring trajectory as a global sample")
+    env_threads: int = Field(
+        1, ge=1, description="env steps (tool calls) of one collect run in this many threads: a slow tool delays "
+        "only its own trajectory; decisions and results do not depend on it (each trajectory has its own env)",
+    )
     # Generation
     response_prefix: str = Field("", description="forced opening of every response, masked out of the loss")
     max_response_tokens: int = Field(512, ge=1, description="response budget per trajectory (tool text included)")

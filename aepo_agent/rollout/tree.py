@@ -12,6 +12,7 @@ import math
 import random
 import statistics
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,8 @@ class TreeRollout:
         # named by their index in their group.
         self.events: list[tuple] = []
         self._recording = False
+        self._after_tool = cfg.branch_entropy_source == "after_tool"
+        self._pool: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------------------------------ public
     def run(self, envs: Sequence[Any], reset_options: Sequence[dict[str, Any]] | None = None) -> RolloutResult:
@@ -91,6 +94,9 @@ class TreeRollout:
                     self._new_trajectory(g)
             self._drive(groups, allow_branch=cfg.mode != "flat", record=True)
         finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
             clear = getattr(self.engine, "clear_prefix_cache", None)
             if callable(clear):
                 clear()  # KV kept between rounds is useless after the rollout; free it before the update
@@ -215,10 +221,12 @@ class TreeRollout:
             for g in groups:
                 g.gained = False
             touched: set[int] = set()
+            batch = []
             for request_id, segment in ended:
                 traj = in_flight.pop(request_id)
                 touched.add(traj.group)
-                self._advance(by_gid[traj.group], traj, segment, allow_branch)
+                batch.append((by_gid[traj.group], traj, segment))
+            self._advance(batch, allow_branch)
             if allow_branch:
                 for g in groups:  # fill: a prompt with no active path gets fresh global samples
                     if g.count < g.target and all(t.done for t in g.trajs):
@@ -243,7 +251,27 @@ class TreeRollout:
         if self._recording:
             self.events.append(tuple(event))
 
-    def _advance(self, g: _Group, t: Trajectory, seg: Segment, allow_branch: bool) -> None:
+    def _advance(self, batch: list[tuple[_Group, Trajectory, Segment]], allow_branch: bool) -> None:
+        """Advance every trajectory whose segment ended: record it, step its env, branch. The env steps of the
+        batch run concurrently with ``rollout.env_threads`` > 1 (a slow tool delays only its own trajectory);
+        everything that draws from the branch RNG stays in the batch's order, so the decisions do not change."""
+        prepared = [self._record_segment(g, t, seg, allow_branch) for g, t, seg in batch]
+        actions = [(t, action) for (_, t, _), action in zip(batch, prepared, strict=True) if action is not None]
+        results = dict(zip([id(t) for t, _ in actions], self._step_envs(actions), strict=True))
+        for g, t, seg in batch:
+            self._conclude(g, t, seg, results.get(id(t)), allow_branch)
+
+    def _step_envs(self, actions: list[tuple[Trajectory, str]]) -> list[tuple]:
+        threads = min(self.cfg.env_threads, len(actions))
+        if threads <= 1:
+            return [t.env.step(action) for t, action in actions]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.cfg.env_threads, thread_name_prefix="aepo-env")
+        return list(self._pool.map(lambda item: item[0].env.step(item[1]), actions))
+
+    def _record_segment(self, g: _Group, t: Trajectory, seg: Segment, allow_branch: bool) -> str | None:
+        """Append ``seg`` to ``t`` (cut to its budget); the action its env must step, or None (a length stop with
+        budget left: the same action goes on in the next segment)."""
         cfg = self.cfg
         left = cfg.max_response_tokens - len(t.response_ids)  # t's tokens do not change while its segment runs
         tokens = list(seg.token_ids[:left])
@@ -255,23 +283,30 @@ class TreeRollout:
         t.seg_entropies.append(h)
         if t.last_was_tool:
             t.after_tool_entropies.append(h)
-        after_tool = cfg.branch_entropy_source == "after_tool"
-        if allow_branch and after_tool and t.last_was_tool and not t.inherited_branch_point:
+        if allow_branch and self._after_tool and t.last_was_tool and not t.inherited_branch_point:
             self._maybe_branch(g, t, h)  # clones start right after the tool result, before this segment
         t.inherited_branch_point = False
         self._append(t, tokens, model=True, logprobs=seg.logprobs[: len(tokens)],
                      entropies=seg.entropies[: len(tokens)])
         t.num_segments += 1
         text = seg.text if not cut else self.tok.decode(tokens, skip_special_tokens=False)
-        budget_left = cfg.max_response_tokens - len(t.response_ids)
-        if seg.finish_reason == "length" and not cut and budget_left > 0:
+        if seg.finish_reason == "length" and not cut and cfg.max_response_tokens > len(t.response_ids):
             t.pending_text += text  # the segment hit its token cap: keep generating the same action
             t.last_was_tool = False
-            if allow_branch and not after_tool and cfg.branch_from == "active":
+            return None
+        action, t.pending_text = t.pending_text + text, ""
+        return action
+
+    def _conclude(self, g: _Group, t: Trajectory, seg: Segment, result: tuple | None, allow_branch: bool) -> None:
+        """Apply the env's answer to ``t`` (or its length continuation) and decide its branch."""
+        cfg = self.cfg
+        h = t.seg_entropies[-1]
+        budget_left = cfg.max_response_tokens - len(t.response_ids)
+        if result is None:  # continued after a length stop
+            if allow_branch and not self._after_tool and cfg.branch_from == "active":
                 self._maybe_branch(g, t, h)
             return
-        action, t.pending_text = t.pending_text + text, ""
-        obs, reward, terminated, truncated, info = t.env.step(action)
+        obs, reward, terminated, truncated, info = result
         t.reward += reward
         if terminated or truncated:
             overrun = str(info.get("truncation_reason", "")).startswith(OVERRUN_PREFIX)
@@ -297,7 +332,7 @@ class TreeRollout:
             t.reward += extra
             self._finish(t, comps, "max_response_tokens")
             return
-        if allow_branch and not after_tool and (t.last_was_tool or cfg.branch_from == "active"):
+        if allow_branch and not self._after_tool and (t.last_was_tool or cfg.branch_from == "active"):
             self._maybe_branch(g, t, h)
 
     def _end_episode(self, t: Trajectory, reason: str) -> tuple[float, dict[str, float]]:

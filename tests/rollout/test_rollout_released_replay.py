@@ -53,10 +53,11 @@ def _case(seed: int) -> tuple[ReleasedConfig, int]:
     return cfg, r.randint(1, 3)
 
 
-def _ours(cfg: ReleasedConfig, prompts: int):
+def _ours(cfg: ReleasedConfig, prompts: int, **options: Any):
     envs = [_env(cfg.call_limit) for _ in range(prompts)]
     rcfg = RolloutConfig(mode=cfg.mode, n=cfg.n, initial_rollouts=cfg.initial_rollouts,
-                         max_response_tokens=cfg.response_length, dynamic_rollouts=cfg.dynamic, seed=cfg.seed)
+                         max_response_tokens=cfg.response_length, dynamic_rollouts=cfg.dynamic, seed=cfg.seed,
+                         **options)
     rollout = TreeRollout(ScriptedEngine(), rcfg)
     result = rollout.run(envs, [{"task_id": f"t{q}"} for q in range(prompts)])
     trees = []

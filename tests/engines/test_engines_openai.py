@@ -356,3 +356,29 @@ def test_vllm_server_flat_rollout_equals_hf(vllm_url: str, hf_engine) -> None:
     assert len(rows["hf"]) == len(rows["served"]) == 2
     for ref, ours in zip(rows["hf"], rows["served"], strict=True):
         assert ours.response_ids == ref.response_ids and ours.reward == ref.reward and ours.finish == ref.finish
+
+
+@pytest.mark.slow
+def test_aepo_eval_through_the_vllm_server_scores_as_the_in_process_engine(vllm_url: str, hf_engine, tmp_path) -> None:
+    """`run_eval` (what `aepo eval --model openai:URL` runs) over vLLM's server gives the in-process engine's
+    rewards and records for greedy decoding on the same tasks."""
+    import json
+
+    from aepo_agent.eval import BenchmarkSpec, EvalSettings, run_eval
+
+    settings = EvalSettings(n=1, k=(1,), temperature=0.0, repetition_penalty=1.0, max_response_tokens=64,
+                            segment_max_tokens=None, limit=3, tool_budgets=None)
+    spec = BenchmarkSpec("AEPO/CalcQA-v0", {"world_kwargs": {"n_questions": 4}})
+    served = OpenAIEngine(vllm_url, "smollm", hf_engine.tokenizer)
+    records = {}
+    try:
+        for name, backend in (("hf", hf_engine), ("served", served)):
+            out = tmp_path / name
+            report = run_eval(backend, hf_engine.tokenizer, [spec], settings, output_dir=out, progress=False)
+            assert report.sampled == 3
+            lines = [json.loads(ln) for p in (out / "records").glob("*.jsonl") for ln in p.read_text().splitlines()]
+            records[name] = sorted((r["task_id"], r["reward"], r.get("prediction")) for r in lines)
+    finally:
+        served.close()
+    assert len(records["hf"]) == 3
+    assert records["served"] == records["hf"]

@@ -13,12 +13,13 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from char_tokenizer import CharTokenizer
+from json_http import JSONHandler
 
 from aepo_agent.engines import Engine, SamplingParams
 from aepo_agent.engines.entropy import ESTIMATORS, topk_tail_entropy
@@ -29,22 +30,15 @@ enc = CharTokenizer().encode
 Responder = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JSONHandler):
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.read_json()
         server: FakeServer = self.server  # type: ignore[assignment]
         with server.lock:
             server.requests.append((self.path, dict(self.headers), body))
         status, payload = server.responder(body)
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(status, payload)
 
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 class FakeServer(ThreadingHTTPServer):
@@ -362,7 +356,6 @@ def test_vllm_server_flat_rollout_equals_hf(vllm_url: str, hf_engine) -> None:
 def test_aepo_eval_through_the_vllm_server_scores_as_the_in_process_engine(vllm_url: str, hf_engine, tmp_path) -> None:
     """`run_eval` (what `aepo eval --model openai:URL` runs) over vLLM's server gives the in-process engine's
     rewards and records for greedy decoding on the same tasks."""
-    import json
 
     from aepo_agent.eval import BenchmarkSpec, EvalSettings, run_eval
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from char_tokenizer import CharTokenizer
 from eval_toys import TOY_ID
+from json_http import JSONHandler
 
 from aepo_agent.eval import BenchmarkSpec, EvalSettings, run_eval
 from aepo_agent.eval.runner import records_path
@@ -19,9 +20,9 @@ openai_engine = pytest.importorskip("aepo_agent.engines.openai_engine")
 TOK = CharTokenizer()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JSONHandler):
     def do_POST(self) -> None:  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.read_json()
         self.server.bodies.append(body)
         prompt = TOK.decode(body["prompt"])
         if self.server.status != 200:
@@ -32,15 +33,8 @@ class _Handler(BaseHTTPRequestHandler):
             text = "<answer>\\boxed{yes}</answer>"
             choice = {"text": text, "finish_reason": "stop", "stop_reason": "</answer>"}
             status, payload = 200, {"choices": [dict(choice, index=i) for i in range(body["n"])]}
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(status, payload)
 
-    def log_message(self, *args) -> None:
-        pass
 
 
 @pytest.fixture

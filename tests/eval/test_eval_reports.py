@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from eval_toys import TOY_ID, ScriptedEngine, register_named
+from json_http import JSONHandler
 
 from aepo_agent.eval import BenchmarkSpec, EvalSettings, run_eval
 from aepo_agent.eval.runner import records_path
@@ -64,21 +65,14 @@ def _answer_once(engine: ScriptedEngine):
     return generate
 
 
-class _Judge(BaseHTTPRequestHandler):
+class _Judge(JSONHandler):
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.read_json()
         self.server.requests.append(body)
         prediction = body["messages"][0]["content"].split("Predicted Answer:")[1]
         reply = "Correct" if "no" in prediction else "Incorrect"  # a judge that disagrees with the env
-        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(200, {"choices": [{"message": {"role": "assistant", "content": reply}}]})
 
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture

@@ -3,25 +3,25 @@ offline agent, and the new-tool env in well under 100 lines."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import gymnasium as gym
+from json_http import JSONHandler
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "examples"))
 
 
-class _ChatHandler(BaseHTTPRequestHandler):
+class _ChatHandler(JSONHandler):
     """A chat-completions server that plays CalcQA: first a python call, then the answer it read."""
 
     def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.read_json()
         self.server.requests.append(body)
         messages = body["messages"]
         last = messages[-1]["content"]
@@ -34,15 +34,8 @@ class _ChatHandler(BaseHTTPRequestHandler):
             content, stop = f"<python>print({a} * {b})", "</python>"  # the server strips the stop string
         reply = {"choices": [{"message": {"role": "assistant", "content": content}, "finish_reason": "stop",
                               "stop_reason": stop}]}
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(200, reply)
 
-    def log_message(self, *args):
-        pass
 
 
 def test_openai_agent_plays_an_episode():

@@ -1,28 +1,21 @@
-import json
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
+from json_http import JSONHandler
 
 from aepo_envs.rewards.judge import JudgeVerdict, LLMJudge, parse_verdict
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JSONHandler):
     def do_POST(self):
         server = self.server
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.read_json()
         server.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
         status, payload = server.respond(body)
-        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(status, payload)
 
-    def log_message(self, *args):
-        pass
 
 
 def _chat(content):

@@ -1,0 +1,1 @@
+"""Bridges from aepo envs to other tool protocols (MCP)."""

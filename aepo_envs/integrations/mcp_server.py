@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +24,13 @@ def build_server(tools: Mapping[str, Tool], name: str = "aepo-envs") -> Server[A
         types.Tool(name=t.name, description=t.description, input_schema=dict(t.parameters))
         for t in tools.values()
     ]
+    # One call at a time per tool: a python tool keeps one sandbox session, which concurrent clients must not
+    # interleave; different tools still run side by side.
+    locks = {name: threading.Lock() for name in tools}
+
+    def run(name: str, args: dict[str, Any]) -> Any:
+        with locks[name]:
+            return tools[name](args)
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -36,7 +44,7 @@ def build_server(tools: Mapping[str, Tool], name: str = "aepo-envs") -> Server[A
         if tool is None:
             text, is_error = f"unknown tool {params.name!r}; available: {', '.join(tools)}", True
         else:  # tools block (sandbox, HTTP): keep the event loop free
-            result = await anyio.to_thread.run_sync(tool, dict(params.arguments or {}))
+            result = await anyio.to_thread.run_sync(run, params.name, dict(params.arguments or {}))
             text, is_error = result.text, result.status != ToolStatus.OK
         return types.CallToolResult(content=[types.TextContent(text=text)], is_error=is_error)
 
@@ -48,7 +56,7 @@ async def _env_tools(env_id: str, env_kwargs: Mapping[str, Any]) -> AsyncIterato
     """Make the env, yield its tools, close it (sandboxes, world servers) on exit."""
     env = gym.make(env_id, **env_kwargs)
     try:
-        yield env.unwrapped.tools  # type: ignore[attr-defined]
+        yield env.get_wrapper_attr("tools")
     finally:
         env.close()
 

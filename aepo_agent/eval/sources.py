@@ -109,8 +109,7 @@ def _hf_or_vllm(model_dir: Path, module: Any | None, tok: Any, engine: str, devi
         raise ValueError(f"--engine must be hf or vllm, got {engine!r}")
     from aepo_agent.engines.vllm_engine import VLLMEngine
 
-    vllm_dtype = {"auto": "auto"}.get(dtype, dtype)
-    eng = VLLMEngine(str(model_dir), dtype=vllm_dtype, seed=seed, **kwargs)
+    eng = VLLMEngine(str(model_dir), dtype=dtype, seed=seed, **kwargs)
     if module is not None:
         eng.update_weights(module.named_parameters())
     return eng

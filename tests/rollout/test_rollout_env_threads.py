@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from released_loop import ScriptedEngine
-from test_rollout_released_replay import _case, _ours
+from test_rollout_released_replay import EchoTool, _case, _ours
 
 import aepo_envs
 from aepo_agent.rollout import RolloutConfig, TreeRollout
-from aepo_envs import Tool, ToolResult, ToolUseEnv
+from aepo_envs import ToolResult, ToolUseEnv
 
 
 class _Overlap:
@@ -22,14 +22,10 @@ class _Overlap:
     peak = 0
 
 
-class SlowTool(Tool):
+class SlowTool(EchoTool):
     """Sleeps briefly and records how many calls ran at once."""
 
     name = "slow"
-    description = "slow"
-    parameters = {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}
-    tag = "python"
-    primary_arg = "code"
 
     def call(self, args: Mapping[str, Any]) -> ToolResult:
         with _Overlap.lock:

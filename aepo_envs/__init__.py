@@ -12,6 +12,7 @@ from aepo_envs.contract import (
     env_stop_strings,
     env_tasks,
 )
+from aepo_envs.envs.remote import RemoteEnvError, connect
 from aepo_envs.envs.tool_use_env import ToolUseEnv
 from aepo_envs.registry import list_envs, register_all
 from aepo_envs.spaces import UnicodeText
@@ -29,6 +30,7 @@ __all__ = [
     "Hit",
     "Link",
     "Page",
+    "RemoteEnvError",
     "TaskRow",
     "Tool",
     "ToolResult",
@@ -36,6 +38,7 @@ __all__ = [
     "ToolUseEnv",
     "UnicodeText",
     "clone_env",
+    "connect",
     "end_episode",
     "end_episode_reward",
     "env_stop_strings",

@@ -12,6 +12,7 @@ from aepo_envs.envs.config import deep_merge
 
 NAMESPACE = "AEPO"
 ENTRY_POINT = "aepo_envs.envs.tool_use_env:ToolUseEnv"
+REMOTE_ID = f"{NAMESPACE}/Remote-v0"
 
 
 def config_dir() -> Path:
@@ -57,6 +58,8 @@ def register_all() -> list[str]:
                 kwargs={"base_config": spec["kwargs"]},
             )
         ids.append(env_id)
+    if REMOTE_ID not in gym.registry:  # an env served by `aepo-envs serve` (gym.make(REMOTE_ID, url=...))
+        gym.register(id=REMOTE_ID, entry_point="aepo_envs.envs.remote:RemoteEnv", nondeterministic=True)
     return ids
 
 

@@ -35,7 +35,7 @@ if [ "${AEPO_SETUP_MINIMAL:-0}" = 1 ]; then
 else
   # The CPU wheel of torch; an unpinned torch would pull gigabytes of CUDA packages.
   $PIP install -q "torch==2.13.0"
-  $PIP install -q -e ".[agent,dev,mcp,distributed]"
+  $PIP install -q -e ".[agent,dev,mcp,distributed,remote]"
 fi
 if [ "${AEPO_SETUP_BROWSER:-0}" = 1 ]; then $PIP install -q -e ".[browser]"; fi
 
@@ -59,6 +59,17 @@ if [ "${AEPO_SETUP_VLLM:-0}" = 1 ]; then
       $VPIP uninstall -y -q torchvision torchaudio torchcodec || true
       .venv-vllm/bin/python -c "import vllm"
     ) || echo "warning: the vLLM virtualenv could not be built; vLLM tests will skip" >&2
+  fi
+fi
+# AEPO_SETUP_OPENENV=1: the OpenEnv server's packages (openenv pins mcp<2, the MCP server needs mcp>=2.3).
+if [ "${AEPO_SETUP_OPENENV:-0}" = 1 ]; then
+  if [ ! -x .venv-openenv/bin/python ] || ! .venv-openenv/bin/python -c "import openenv.core, aepo_envs" 2>/dev/null; then
+    (
+      set -e
+      $PY -m venv .venv-openenv
+      .venv-openenv/bin/python -m pip install -q --upgrade pip
+      .venv-openenv/bin/python -m pip install -q -e ".[envs,openenv]" pytest pytest-timeout
+    ) || echo "warning: .venv-openenv could not be built; the OpenEnv server tests will skip" >&2
   fi
 fi
 # AEPO_SETUP_VERIFIERS=1: verifiers 0.4 pins mcp/openai versions of its own, so it gets .venv-verifiers.

@@ -32,7 +32,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="training config only: override a value, e.g. --set eval.n=8")
     src = p.add_argument_group("model")
     src.add_argument("--model", help="a run dir, a local HF dir, a model name, or openai:URL")
-    src.add_argument("--checkpoint", help="run dir: latest (default), none (base weights), a step dir or model.pt")
+    src.add_argument("--checkpoint", help="run dir: latest (default), none (base weights), a step dir "
+                     "(one-process or distributed) or model.pt")
     src.add_argument("--model-name", help="openai: the served model's name")
     src.add_argument("--tokenizer", help="openai: a tokenizer dir or name for the chat template")
     src.add_argument("--engine", choices=["hf", "vllm"], help="local models: hf (default) or vllm")
@@ -219,11 +220,9 @@ def _output_dir(merged: dict[str, Any], source: Any, specs: list, settings: Any)
 def _eval_training(cfg: Any, merged: dict[str, Any]) -> int:
     """A training config: its run's checkpoint through its own model/engine builders, its env, its eval section;
     prints the legacy JSON summary (with the engine/model log-prob gap) last on stdout."""
-    import torch
-
     from aepo_agent.eval.gap import GapProbe
     from aepo_agent.eval.settings import BenchmarkSpec
-    from aepo_agent.eval.sources import ModelSource, pick_checkpoint
+    from aepo_agent.eval.sources import ModelSource, checkpoint_label, load_weights, pick_checkpoint
     from aepo_agent.eval.trainer_eval import legacy_summary, settings_from_config
     from aepo_agent.trainer import trainer as trainer_module
 
@@ -231,12 +230,12 @@ def _eval_training(cfg: Any, merged: dict[str, Any]) -> int:
     run_dir = Path(cfg.run_dir)
     weights = pick_checkpoint(run_dir, merged.get("checkpoint", "latest"))
     if weights is not None:
-        model.load_state_dict(torch.load(weights, map_location=cfg.model.device, weights_only=True))
+        load_weights(weights, model)
     engine = trainer_module.build_engine(cfg, model, tok)
     shares = bool(getattr(engine, "shares_weights", False)) and getattr(engine, "model", None) is model
     if not shares:
         engine.update_weights(model.named_parameters())  # an engine with its own weights must score the checkpoint
-    ckpt_label = weights.parent.name if weights is not None else "base"
+    ckpt_label = checkpoint_label(weights)
     label = f"run:{run_dir.resolve()}@{ckpt_label}"
     base = settings_from_config(cfg).identity()
     settings = build_settings({**base, "k": tuple(base["k"])}, merged)

@@ -1,7 +1,8 @@
 """Model sources of ``aepo eval``: a local HF dir or model name, a training run dir (+ checkpoint), an endpoint.
 
 - a training run dir (its ``config.json`` is the trainer's): the model named by ``model.name``, with the weights of
-  ``checkpoints/latest.json`` (or ``checkpoint``: a step dir, a ``model.pt``, or ``none`` for the base weights);
+  ``checkpoints/latest.json`` (or ``checkpoint``: a step dir, one-process or distributed (DCP), a ``model.pt``, or
+  ``none`` for the base weights);
   its ``eval`` section supplies the defaults of the settings;
 - a local HF dir or a model name (``aepo_agent.models.resolve_model``);
 - ``openai:URL``: an OpenAI-compatible endpoint serving ``model_name``; ``tokenizer`` (a dir or name) renders
@@ -45,8 +46,9 @@ def is_run_dir(path: Path) -> bool:
 
 
 def pick_checkpoint(run_dir: Path, checkpoint: str) -> Path | None:
-    """The ``model.pt`` to load: ``latest`` (None when the run has none), ``none``, a step dir or a file."""
-    from aepo_agent.trainer.checkpoint import latest_checkpoint
+    """The weights to load: ``latest`` (None when the run has none), ``none``, a step dir or a file. A one-process
+    step dir gives its ``model.pt``, a distributed one (DCP shards) the dir itself; ``load_weights`` reads both."""
+    from aepo_agent.trainer.checkpoint import checkpoint_format, latest_checkpoint
 
     if checkpoint == "none":
         return None
@@ -55,12 +57,28 @@ def pick_checkpoint(run_dir: Path, checkpoint: str) -> Path | None:
         if ckpt is None:
             print(f"aepo eval: {run_dir} has no checkpoint yet; evaluating the base weights", file=sys.stderr)
             return None
-        return ckpt / "model.pt"
+        return ckpt if checkpoint_format(ckpt) == "dcp" else ckpt / "model.pt"
     path = Path(checkpoint)
-    path = path / "model.pt" if path.is_dir() else path
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {checkpoint!r}: no model.pt there (use latest, none, a step dir or a file)")
-    return path
+    try:
+        fmt = checkpoint_format(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint {checkpoint!r}: no model.pt or distributed checkpoint there (use latest, "
+                                "none, a step dir or a file)") from None
+    return path if fmt == "dcp" or path.is_file() else path / "model.pt"
+
+
+def checkpoint_label(weights: Path | None) -> str:
+    """The step dir's name of ``pick_checkpoint``'s result (``base`` for None), naming the evaluated weights."""
+    if weights is None:
+        return "base"
+    return weights.name if weights.is_dir() else weights.parent.name
+
+
+def load_weights(weights: Path, module: Any) -> None:
+    """Load checkpoint weights of either format into a one-process module."""
+    from aepo_agent.trainer.dist_checkpoint import load_model_weights
+
+    load_model_weights(weights, module)
 
 
 def _dtype(name: str, device: str) -> Any:
@@ -139,8 +157,6 @@ def _local(model: str, engine: str, device: str, dtype: str, seed: int, kwargs: 
 
 def _run_dir(run_dir: Path, checkpoint: str, engine: str, device: str, dtype: str, seed: int,
              kwargs: dict[str, Any]) -> ModelSource:
-    import torch
-
     from aepo_agent.models import resolve_model
 
     cfg = json.loads((run_dir / "config.json").read_text(encoding="utf-8")) if (run_dir / "config.json").is_file() else {}
@@ -150,8 +166,8 @@ def _run_dir(run_dir: Path, checkpoint: str, engine: str, device: str, dtype: st
     module, tok = _load_hf(model_dir, device, dtype)
     weights = pick_checkpoint(run_dir, checkpoint)
     if weights is not None:
-        module.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
-    ckpt_label = weights.parent.name if weights is not None else "base"
+        load_weights(weights, module)
+    ckpt_label = checkpoint_label(weights)
     eng = _hf_or_vllm(model_dir, module, tok, engine, device, dtype, seed, kwargs)
     return ModelSource(eng, tok, f"run:{run_dir.resolve()}@{ckpt_label}", defaults=run_eval_defaults(cfg),
                        run_dir=run_dir, checkpoint_label=ckpt_label, close=eng.close)

@@ -1,4 +1,8 @@
-"""Atomic checkpoints with everything exact resume needs: weights, optimizer, step, RNG states."""
+"""Atomic checkpoints with everything exact resume needs: weights, optimizer, step, RNG states.
+
+Two formats share ``checkpoints/step_N`` and ``latest.json``: ``torch`` (this module: one process, whole
+``model.pt``/``optimizer.pt``/``state.pt``) and ``dcp`` (``dist_checkpoint``: torch.distributed.checkpoint shards).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import os
 import random
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -17,14 +21,18 @@ def _ckpt_dir(run_dir: Path) -> Path:
     return run_dir / "checkpoints"
 
 
+def step_paths(run_dir: Path, step: int) -> tuple[Path, Path]:
+    """(temp dir, final dir) of step ``step``'s checkpoint: written into the first, renamed to the second."""
+    root = _ckpt_dir(run_dir)
+    return root / f".tmp_step_{step:06d}", root / f"step_{step:06d}"
+
+
 def save_checkpoint(
     run_dir: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, keep: int = 2
 ) -> Path:
     """Write ``checkpoints/step_N`` via a temp dir + rename, then point ``latest.json`` at it atomically."""
-    root = _ckpt_dir(run_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step_{step:06d}"
-    tmp = root / f".tmp_step_{step:06d}"
+    tmp, final = step_paths(run_dir, step)
+    final.parent.mkdir(parents=True, exist_ok=True)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
@@ -39,6 +47,13 @@ def save_checkpoint(
         },
         tmp / "state.pt",
     )
+    publish_checkpoint(tmp, final, step, keep)
+    return final
+
+
+def publish_checkpoint(tmp: Path, final: Path, step: int, keep: int) -> None:
+    """Rename the complete ``tmp`` dir to ``final``, point ``latest.json`` at it atomically, keep ``keep`` dirs."""
+    root = final.parent
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -47,7 +62,19 @@ def save_checkpoint(
     os.replace(pointer, root / "latest.json")
     for old in sorted(p for p in root.glob("step_*") if p != final)[: -max(keep - 1, 0) or None]:
         shutil.rmtree(old, ignore_errors=True)
-    return final
+
+
+def checkpoint_format(path: Path) -> Literal["dcp", "torch"]:
+    """``dcp`` for a torch.distributed.checkpoint step dir, ``torch`` for a one-process step dir or a weights file."""
+    path = Path(path)
+    if path.is_file():
+        return "torch"
+    if (path / ".metadata").is_file():
+        return "dcp"
+    if (path / "model.pt").is_file():
+        return "torch"
+    raise FileNotFoundError(f"{path} is not a checkpoint: a step dir holds .metadata (distributed) or model.pt "
+                            "(one process); give a step dir under checkpoints/, a model.pt, or a run dir")
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -60,7 +87,12 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore weights, optimizer and RNG states; returns the saved state (with ``step``)."""
+    """Restore weights, optimizer and RNG states; returns the saved state (with ``step``). A distributed (DCP)
+    checkpoint is resharded into this process's model (``dist_checkpoint.load_sharded_checkpoint``)."""
+    if checkpoint_format(path) == "dcp":
+        from aepo_agent.trainer.dist_checkpoint import load_sharded_checkpoint
+
+        return load_sharded_checkpoint(path, model, optimizer)
     model.load_state_dict(torch.load(path / "model.pt", weights_only=True))
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
     state = torch.load(path / "state.pt", weights_only=False)

@@ -151,14 +151,12 @@ def rollout_half(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def update_half(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """The update time of 1 rank vs 2 ranks at equal global batch on CPU."""
-    # ---------------------------------------------------------------------------------------------------------
-    # UPDATE HALF: the lead calls bench/_dist_update.py here (written with the torchrun/FSDP2 part of issue 14)
-    # and returns its rows in the rollout half's shape: {"part": "update", "variant": "1 rank" | "2 ranks",
-    # "wall_s": seconds per update, "rate": str, "ratio": time(1 rank) / time(this)}.
-    # ---------------------------------------------------------------------------------------------------------
-    print("update half: bench/_dist_update.py is not wired in yet")
-    return []
+    """The update time of 1 rank vs 2 ranks at equal global batch on CPU (bench/_dist_update.py's variants)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import _dist_update
+
+    update_args = _dist_update._parser().parse_args(["--model", args.update_model, "--reps", str(args.update_reps)])
+    return _dist_update.measure(update_args)
 
 
 def main() -> int:
@@ -174,6 +172,8 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=3, help="searches per trajectory before its answer")
     parser.add_argument("--max-response-tokens", type=int, default=8192)
     parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--update-model", default="smollm2-135m-instruct", help="the update half's model")
+    parser.add_argument("--update-reps", type=int, default=2, help="timed updates per variant (median)")
     parser.add_argument("--skip", default="", help="comma-separated halves not to run: update, rollout")
     args = parser.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}

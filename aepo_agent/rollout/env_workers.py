@@ -31,3 +31,9 @@ def make_registered(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
     import aepo_envs  # noqa: F401  (registers the AEPO/* ids)
 
     return gym.make(env_id, **kwargs)
+
+
+def worker_metrics(envs: list[Any]) -> dict[str, float]:
+    """``envs/<counter>``: cumulative Ray-pool events (lost steps, rebuilds, failovers); empty for local envs."""
+    counters = getattr(envs[0], "worker_counters", None) if envs else None
+    return {f"envs/{name}": float(value) for name, value in (counters or {}).items()}

@@ -295,6 +295,11 @@ class RayEnv(gym.Env[str, str]):
         self._state = "live"  # live | lost (its actor died; rebuild before use) | broken (cannot be rebuilt)
         self._owner = False
 
+    @property
+    def worker_counters(self) -> dict[str, int]:
+        """The pool's cumulative lost steps, rebuilds and failovers (the trainer logs them as ``envs/*``)."""
+        return dict(self._pool.counters)
+
     # ------------------------------------------------------------------------------------------ contract
     @property
     def step_concurrency(self) -> int:

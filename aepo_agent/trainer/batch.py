@@ -61,24 +61,27 @@ def collate(rows: Sequence[RolloutRow], pad_id: int) -> TokenBatch:
 def policy_logprobs(
     model: torch.nn.Module, batch: TokenBatch, *, temperature: float = 1.0, with_entropy: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-prob of each response token and the exact entropy of the (temperature-scaled) policy at it.
+    """Log-prob of each response token and the exact entropy of the (temperature-scaled) policy at it, on the
+    model's device.
 
     Logits are computed only from the first response position of the batch on (``logits_to_keep``): prompt
     positions would cost a full-vocabulary row each and are never used.
     """
-    total = batch.input_ids.shape[1]
+    device = next(model.parameters()).device
+    input_ids = batch.input_ids.to(device)
+    total = input_ids.shape[1]
     first = int(batch.prompt_lens.min()) - 1  # logits at prompt_len - 1 predict the first response token
     keep = total - first
     out = model(
-        input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False, logits_to_keep=keep
+        input_ids=input_ids, attention_mask=batch.attention_mask.to(device), use_cache=False, logits_to_keep=keep
     )
     logits = out.logits[:, : keep - 1, :].float()  # positions first .. total - 2
     if temperature != 1.0:
         logits = logits / temperature
-    targets = batch.input_ids[:, first + 1 :]
+    targets = input_ids[:, first + 1 :]
     b, t_resp = batch.response_ids.shape
     # response token j of row i sits at position prompt_len + j; its logits are at prompt_len + j - 1.
-    pos = batch.prompt_lens[:, None] - 1 - first + torch.arange(t_resp)[None, :]
+    pos = batch.prompt_lens.to(device)[:, None] - 1 - first + torch.arange(t_resp, device=device)[None, :]
     pos = pos.clamp(max=logits.shape[1] - 1)
     sel = logits.gather(1, pos[:, :, None].expand(b, t_resp, logits.shape[-1]))
     logprobs = torch.log_softmax(sel, dim=-1)
@@ -102,10 +105,16 @@ class LogprobGap:
     def add(self, batch: TokenBatch, logp: torch.Tensor) -> None:
         # Tokens the engine did not sample (an EOS the rollout appends at a tool overrun) carry NaN: skipped.
         sampled = batch.response_mask * torch.isfinite(batch.rollout_logprobs)
-        gap = (batch.rollout_logprobs - logp.detach()).abs().nan_to_num(0.0) * sampled
+        gap = (batch.rollout_logprobs - logp.detach().to(sampled.device)).abs().nan_to_num(0.0) * sampled
         self.total += float(gap.sum())
         self.worst = max(self.worst, float(gap.max()) if gap.numel() else 0.0)
         self.tokens += int(sampled.sum())
+
+    @classmethod
+    def merge(cls, parts: Sequence[LogprobGap]) -> LogprobGap:
+        """One gap over the tokens of all ``parts`` (the ranks' shares of an update)."""
+        return cls(sum(p.total for p in parts), max((p.worst for p in parts), default=0.0),
+                   sum(p.tokens for p in parts))
 
     def metrics(self) -> dict[str, float]:
         if not self.tokens:

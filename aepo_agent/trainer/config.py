@@ -31,9 +31,32 @@ class EngineSection(_Section):
     vllm_kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
+class EnvWorkersSection(_Section):
+    """Where the rollout's envs run: in this process (local) or in Ray actors (ray), behind the same env contract."""
+
+    backend: Literal["local", "ray"] = "local"
+    num_workers: int = Field(4, ge=1, description="ray: actors; root envs (one per prompt) are spread over them, "
+                             "a clone stays on its source's actor")
+    address: str = Field("local", pattern=r"^(local|auto|ray://.+)$",
+                         description="ray: local (start Ray here), auto (join the running cluster) or ray://host:port; "
+                         "a Ray already initialised in the process is used as is")
+    max_concurrency: int = Field(32, ge=1, description="ray: env calls one actor runs at once (threads)")
+    max_restarts: int = Field(3, ge=0, description="ray: restarts of a dead actor; its envs are rebuilt by replay")
+    num_cpus: float | None = Field(None, ge=0, description="ray: CPUs reserved per actor (None: Ray's actor default)")
+
+    @model_validator(mode="after")
+    def _ray_installed(self) -> EnvWorkersSection:
+        import importlib.util
+
+        if self.backend == "ray" and importlib.util.find_spec("ray") is None:
+            raise ValueError("env.workers.backend: ray needs Ray: pip install 'aepo[distributed]'")
+        return self
+
+
 class EnvSection(_Section):
     id: str = "AEPO/CalcQA-v0"
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    workers: EnvWorkersSection = Field(default_factory=EnvWorkersSection)
 
 
 class AlgoSection(_Section):
@@ -88,6 +111,9 @@ class TrainSection(_Section):
     data_shuffle: bool = True
     tensorboard: bool = True
     plot: bool = True
+    collective_timeout_s: float = Field(
+        1800.0, gt=0, description="under torchrun: a collective waiting longer fails the job (a rank stuck in a "
+        "rollout, a dead peer) instead of hanging; above the slowest rank's rollout of a step")
 
 
 class WarmStartSection(_Section):

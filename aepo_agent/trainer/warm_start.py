@@ -47,7 +47,7 @@ def sft_steps(
         for start in range(0, len(batch), micro_batch_size):
             part = collate(batch[start : start + micro_batch_size], pad_id)
             logp, _ = policy_logprobs(model, part, with_entropy=False)
-            loss = -(logp * part.response_mask).sum() / tokens
+            loss = -(logp * part.response_mask.to(logp.device)).sum() / tokens
             loss.backward()
             total += float(loss.detach())
         torch.nn.utils.clip_grad_norm_(params, grad_clip)

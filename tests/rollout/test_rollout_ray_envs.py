@@ -278,6 +278,7 @@ def test_a_trainer_step_with_ray_env_workers_equals_the_local_one(tmp_path: Path
                 "rollout/response_tokens_mean"):
         assert ray_metrics[key] == local_metrics[key], key
     assert all(torch.equal(ray_weights[k], local_weights[k]) for k in local_weights)
+    assert ray_metrics["envs/lost_steps"] == 0.0 and "envs/lost_steps" not in local_metrics  # pool events logged
 
 
 def test_worker_rebuild_replays_to_the_same_state_or_says_it_cannot() -> None:

@@ -51,7 +51,7 @@ def test_config_validation_and_overrides(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
-@pytest.mark.parametrize("path", sorted(p for p in (REPO / "examples" / "configs").glob("*.yaml")
+@pytest.mark.parametrize("path", sorted(p for d in ("configs", "distributed") for p in (REPO / "examples" / d).glob("*.yaml")
                                          if not p.name.startswith("eval_")), ids=lambda p: p.name)
 def test_every_example_config_validates_and_builds_its_env(path):
     """Every training config (eval_*.yaml are `aepo eval` configs, tested in tests/eval)."""

@@ -17,7 +17,8 @@
 #                                    timeout_s=540)                        # the log comes back as $OUT/device_check.log
 #   a CPU smoke of the same steps:  DEVICE_CHECK_DEVICE=cpu DEVICE_CHECK_SIZE=tiny bash bench/device_check.sh
 #
-# DEVICE_CHECK_SIZE: tiny (2 layers) | 135m (SmolLM2-135M's shape) | 1.7b (SmolLM2-1.7B's shape, the default on cuda).
+# DEVICE_CHECK_SIZE: tiny (2 layers) | 135m (SmolLM2-135M's shape) | 1.7b (SmolLM2-1.7B's shape, the default on cuda);
+# DEVICE_CHECK_PROMPTS / _N / _TOKENS: the batch (16 prompts x n=8, 256 response tokens; smaller for the CPU smoke).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -47,6 +48,7 @@ OUT=${OUT:-$(mktemp -d)}
 LOG=$OUT/device_check.log
 WORK=$(mktemp -d)
 PY=${DEVICE_CHECK_PYTHON:-python3}
+PROMPTS=${DEVICE_CHECK_PROMPTS:-16} N=${DEVICE_CHECK_N:-8} TOKENS=${DEVICE_CHECK_TOKENS:-256}
 exec > >(tee "$LOG") 2>&1
 
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
@@ -95,7 +97,10 @@ EOF
 
 RUN=$WORK/run
 TRAIN=(-m aepo_agent.cli train examples/distributed/device_check.yaml --set "model.name=$MODEL"
-       --set "model.device=$DEVICE" --set "model.dtype=$DTYPE" --set "run_dir=$RUN")
+       --set "model.device=$DEVICE" --set "model.dtype=$DTYPE" --set "run_dir=$RUN"
+       --set "train.prompts_per_step=$PROMPTS" --set "train.mini_batch_prompts=$((PROMPTS > 1 ? PROMPTS / 2 : 1))"
+       --set "rollout.n=$N" --set "rollout.initial_rollouts=$((N > 1 ? N / 2 : 1))"
+       --set "rollout.max_response_tokens=$TOKENS")
 step "trainer: 1 step under torchrun, 1 rank ($DTYPE, FSDP2)" \
   $PY -m torch.distributed.run --standalone --nproc-per-node 1 "${TRAIN[@]}" --set train.steps=1
 step "trainer: resume from the distributed checkpoint, 1 more step" \
@@ -106,10 +111,10 @@ ENGINES=hf
 $PY -c "import vllm" 2>/dev/null && ENGINES=hf,vllm || echo "(vllm is not installed on this machine: its rows are skipped)"
 step "engines: generation throughput ($ENGINES)" \
   $PY bench/bench_engines.py --model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" --engines "$ENGINES" \
-    --vllm-python "$PY" --prompts 16 --n 8 --max-tokens 256 --reps 3
-step "rollout: tree vs flat, 16 prompts x n=8" \
-  $PY bench/bench_rollout.py --model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" --prompts 16 --n 8 \
-    --max-response-tokens 256 --reps 1 --threads 8 --schedules rounds --max-batch 128
+    --vllm-python "$PY" --prompts "$PROMPTS" --n "$N" --max-tokens "$TOKENS" --reps 3
+step "rollout: tree vs flat, $PROMPTS prompts x n=$N" \
+  $PY bench/bench_rollout.py --model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" --prompts "$PROMPTS" --n "$N" \
+    --max-response-tokens "$TOKENS" --reps 1 --threads 8 --schedules rounds --max-batch 128
 echo
 echo "== device_check finished in $SECONDS s; failed steps: $FAILED; log: $LOG"
 exit "$FAILED"

@@ -51,7 +51,7 @@ PY=${DEVICE_CHECK_PYTHON:-python3}
 PROMPTS=${DEVICE_CHECK_PROMPTS:-16} N=${DEVICE_CHECK_N:-8} TOKENS=${DEVICE_CHECK_TOKENS:-256}
 exec > >(tee "$LOG") 2>&1
 
-if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
+if ! $PY -c "import gymnasium, pydantic, math_verify" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site:$REPO${PYTHONPATH:+:$PYTHONPATH}
 else

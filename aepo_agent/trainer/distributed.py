@@ -148,6 +148,14 @@ def shard_model(model: torch.nn.Module, ctx: DistContext, *, bf16_compute: bool 
     return model
 
 
+def reshard(model: torch.nn.Module) -> None:
+    """Put every FSDP2 module of ``model`` back in its sharded state (local, no collective). The root stays
+    unsharded after a forward without a backward (FSDP2's heuristic), e.g. the old log-probs' no-grad passes; a
+    mini-batch step that then runs no pass of its own must reshard before it touches gradients."""
+    for module in _fsdp_modules(model):
+        module.reshard()
+
+
 def set_gradient_divisor(model: torch.nn.Module, factor: float) -> None:
     """FSDP's gradient reduction divides the rank sum by ``factor`` (1: sum; the world size: mean). Sum-only
     collectives: gloo has no pre-multiplied sum."""

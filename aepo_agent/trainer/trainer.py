@@ -52,6 +52,7 @@ from aepo_agent.trainer.distributed import (
     mean_gradients,
     merge_rollouts,
     quiet_libraries,
+    reshard,
     shard_model,
 )
 from aepo_agent.trainer.optim import make_optimizer
@@ -522,6 +523,8 @@ class Trainer:
             out.loss.backward()
             total += float(out.loss.detach())
             metrics.append(out.metrics)
+        if self.dist is not None:  # parameters as DTensor shards again, whatever ran (or did not) before
+            reshard(self.model)
         if not parts:  # every row skipped: their gradient is exactly 0, and the optimizer still steps on it
             for param in self.model.parameters():
                 if param.requires_grad:

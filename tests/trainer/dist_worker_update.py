@@ -35,8 +35,11 @@ CASES: dict[str, dict[str, Any]] = {
     "seqmean_grpo": {"agg": "seq-mean-token-mean", "advantage": "grpo", "entropy_stats": "micro_batch"},
     "tokmean_rpp": {"agg": "token-mean", "advantage": "reinforce_pp", "entropy_stats": "group"},
     "seqmean_rpp": {"agg": "seq-mean-token-mean", "advantage": "reinforce_pp", "entropy_stats": "batch"},
+    # the first mini-batch has no live row: its step runs no pass after the old log-probs' no-grad forwards
+    "zerofirst_grpo": {"agg": "token-mean", "advantage": "grpo", "entropy_stats": "micro_batch"},
 }
 REWARDS = [[1.0, 0.0, 0.5], [0.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.2, 0.9, 0.4]]  # group 1: zero advantage (GRPO)
+CASE_REWARDS = {"zerofirst_grpo": [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1.0, 1.0, 0.0], [0.2, 0.9, 0.4]]}
 
 
 def make_model() -> Any:
@@ -52,11 +55,11 @@ def make_model() -> Any:
     return transformers.LlamaForCausalLM(cfg)
 
 
-def fixed_rows() -> list[RolloutRow]:
+def fixed_rows(rewards_per_group: list[list[float]] | None = None) -> list[RolloutRow]:
     """Prompt groups of 3 trajectories with env text inside the responses and unequal lengths."""
     gen = torch.Generator().manual_seed(1)
     rows = []
-    for group, rewards in enumerate(REWARDS):
+    for group, rewards in enumerate(rewards_per_group or REWARDS):
         prompt = torch.randint(3, 250, (4 + group,), generator=gen).tolist()
         for k, reward in enumerate(rewards):
             length = 7 + 3 * k + 2 * group
@@ -122,7 +125,7 @@ def main(out: Path) -> None:
         engine = NoEngine()
         trainer = trainer_module.Trainer(config(out, name, tag), model=make_model(), tokenizer=NoEngine.tokenizer,
                                          engine=engine)
-        metrics = trainer.update(fixed_rows())
+        metrics = trainer.update(fixed_rows(CASE_REWARDS.get(name)))
         trainer.sync_engine()  # under torchrun: the whole weights gathered on every rank (a colocated vLLM's sync)
         params = trainer_module.full_state_dict(trainer.model) if trainer.dist else trainer.model.state_dict()
         moments = {n: _whole(trainer.optimizer.state[p]["exp_avg"]) for n, p in trainer.model.named_parameters()}

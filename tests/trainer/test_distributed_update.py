@@ -66,7 +66,7 @@ def test_two_ranks_take_the_one_process_step(runs, case) -> None:
     initial = worker.make_model().state_dict()
     assert one["params"].keys() == two["params"].keys() == initial.keys()
     moved = max(float((one["params"][k] - initial[k]).abs().max()) for k in initial)
-    assert moved > 1e-3  # the step is large against the tolerance: two mini-batches of AdamW at lr 1e-3
+    assert moved > 5e-4  # the step is large against the tolerance: AdamW at lr 1e-3 (one or two mini-batches move)
     for name, value in one["params"].items():
         assert torch.allclose(two["params"][name], value, atol=1e-5, rtol=0), name
     for name, value in one["exp_avg"].items():  # the gradients themselves: a rank mean, not the sum, fails here

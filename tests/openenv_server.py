@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from local_services import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,12 +43,6 @@ def require_openenv_python() -> str:
         pytest.skip("no interpreter with openenv==0.10.0: set AEPO_OPENENV_PYTHON or build .venv-openenv "
                     "(python -m venv .venv-openenv && .venv-openenv/bin/pip install -e '.[envs,openenv]')")
     return python
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

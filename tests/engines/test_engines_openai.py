@@ -4,14 +4,8 @@ a real vLLM OpenAI server on SmolLM2 (greedy equals HFEngine; a flat CalcQA roll
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +14,7 @@ from typing import Any
 import pytest
 from char_tokenizer import CharTokenizer
 from json_http import JSONHandler
+from local_services import VLLM_SKIP, free_port, vllm_openai_server, vllm_python
 
 from aepo_agent.engines import Engine, SamplingParams
 from aepo_agent.engines.entropy import ESTIMATORS, topk_tail_entropy
@@ -219,9 +214,7 @@ def test_a_wrong_model_or_url_raises(server: FakeServer) -> None:
 
 
 def test_connection_errors_are_retried_then_recorded() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()  # nothing listens there
     engine = OpenAIEngine(f"http://127.0.0.1:{port}/v1", "m", CharTokenizer(), max_retries=2, backoff_s=0.01)
     [[segment]] = engine.generate([enc("p")], SamplingParams(max_tokens=2))
     assert engine.attempts == 3 and "ConnectionError" in segment.meta["error"]
@@ -237,64 +230,15 @@ def test_weights_cannot_be_updated_and_close_ends_the_engine(server: FakeServer)
 
 
 # ------------------------------------------------------------------------------------------ real vLLM server
-def _vllm_python() -> str | None:
-    """An interpreter with vLLM: $AEPO_VLLM_PYTHON, the repository's .venv-vllm, or this one."""
-    for candidate in (os.environ.get("AEPO_VLLM_PYTHON"), str(REPO / ".venv-vllm" / "bin" / "python")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    import importlib.util
-
-    return sys.executable if importlib.util.find_spec("vllm") is not None else None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def vllm_url(smollm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A vLLM OpenAI server on SmolLM2 (fp32, processed logprobs), stopped with its engine process afterwards."""
-    python = _vllm_python()
+    python = vllm_python()
     if python is None:
-        pytest.skip("no interpreter with vLLM: create .venv-vllm (AEPO_SETUP_VLLM=1 bash scripts/setup.sh) "
-                    "or set AEPO_VLLM_PYTHON")
-    port = _free_port()
+        pytest.skip(VLLM_SKIP)
     log_path = tmp_path_factory.mktemp("vllm_server") / "server.log"
-    cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(smollm_dir),
-           "--served-model-name", "smollm", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-           "--max-model-len", "1024", "--enforce-eager", "--logprobs-mode", "processed_logprobs"]
-    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_ENABLE_V1_MULTIPROCESSING="0")
-    url = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log:
-        # Its own process group: the API server spawns an engine-core process, stopped with it.
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        start, deadline = time.monotonic(), time.monotonic() + 600
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the vLLM server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"the vLLM server was not up after 600 s:\n{log_path.read_text()[-4000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/v1/models", timeout=5) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                time.sleep(1.0)
-        print(f"vLLM OpenAI server up in {time.monotonic() - start:.0f} s")
+    with vllm_openai_server(python, smollm_dir, log_path, ["--logprobs-mode", "processed_logprobs"]) as url:
         yield url
-    finally:
-        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(timeout=wait)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
 
 
 def _chat(tokenizer: Any, question: str) -> list[int]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from local_services import free_port, require_python_sandbox
 
 pytest.importorskip(
     "mcp", reason="the MCP server needs the official SDK: pip install 'mcp>=2.3' (the 'mcp' extra)"
@@ -25,20 +26,6 @@ from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
 CALC = {"world_kwargs": {"n_questions": 3}, "tool_configs": {"python": {"timeout_s": 3}}}
 SMALL_WIKI = {"n_entities": 200, "n_questions": 90, "seed": 3}
-
-
-def _needs_bwrap() -> None:
-    import gymnasium as gym
-
-    import aepo_envs  # noqa: F401
-
-    env = gym.make("AEPO/CalcQA-v0", world_kwargs={"n_questions": 1})
-    try:
-        out = env.unwrapped.tools["python"]({"code": "print(1)"})
-    finally:
-        env.close()
-    if out.text != "1":
-        pytest.skip(f"the python sandbox is unavailable here: {out.text[:200]}")
 
 
 def _args(env_id: str, kwargs: dict[str, object], *extra: str) -> list[str]:
@@ -54,7 +41,7 @@ async def _stdio(env_id: str, kwargs: dict[str, object]) -> AsyncIterator[Client
 
 
 def test_stdio_lists_and_runs_python_and_survives_hostile_code() -> None:
-    _needs_bwrap()
+    require_python_sandbox()
 
     async def go() -> None:
         async with _stdio("AEPO/CalcQA-v0", CALC) as session:
@@ -90,15 +77,9 @@ def test_stdio_search_over_synthwiki(tmp_path: Path) -> None:
     anyio.run(go)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_streamable_http_on_localhost() -> None:
-    _needs_bwrap()
-    port = _free_port()
+    require_python_sandbox()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, *_args("AEPO/CalcQA-v0", CALC, "--transport", "http", "--port", str(port))],
         stdout=subprocess.DEVNULL,

@@ -16,6 +16,7 @@ from gymnasium.utils.env_checker import check_env
 
 pytest.importorskip("websockets", reason="the remote env needs websockets>=17 (the 'remote' extra)")
 
+from local_services import require_python_sandbox  # noqa: E402
 from openenv_server import require_openenv_python, served, start_server, wait_until  # noqa: E402
 
 import aepo_envs  # noqa: E402
@@ -26,20 +27,10 @@ from aepo_envs.worlds.oracle import run_episode  # noqa: E402
 CALC = {"world_kwargs": {"n_questions": 12}, "tool_configs": {"python": {"prestart": 0, "timeout_s": 5}}}
 
 
-def _sandbox_ok() -> None:
-    env = gym.make("AEPO/CalcQA-v0", world_kwargs={"n_questions": 1})
-    try:
-        out = env.unwrapped.tools["python"]({"code": "print(1)"})
-    finally:
-        env.close()
-    if out.text != "1":
-        pytest.skip(f"the python sandbox is unavailable here: {out.text[:200]}")
-
-
 @pytest.fixture(scope="module")
 def server():
     python = require_openenv_python()
-    _sandbox_ok()
+    require_python_sandbox()
     with served(python, "AEPO/CalcQA-v0", CALC, max_sessions=8, idle_timeout=600) as srv:
         yield srv
 
@@ -102,7 +93,7 @@ def test_bad_urls_and_unreachable_servers_are_clear_errors() -> None:
 
 def test_idle_close_then_server_killed_mid_rollout_are_clear_and_reset_reconnects() -> None:
     python = require_openenv_python()
-    _sandbox_ok()
+    require_python_sandbox()
     srv = start_server(python, "AEPO/CalcQA-v0", CALC, max_sessions=2, idle_timeout=2)
     env = aepo_envs.connect(srv.url, timeout_s=30)
     try:

@@ -11,13 +11,9 @@ import importlib.util
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +22,7 @@ from typing import Any
 import gymnasium as gym
 import pytest
 from json_http import JSONHandler
+from local_services import VLLM_SKIP, free_port, vllm_openai_server
 
 import aepo_envs  # noqa: F401  (registers the ids)
 from aepo_envs import env_stop_strings, env_tasks
@@ -224,9 +221,7 @@ def test_agent_limit_and_dead_endpoint_end_episodes_cleanly(
     assert trace["rewards"]["aepo_reward"]["score"] == 0.0
     assert trace["info"]["aepo"]["truncation_reason"] == "agent_stopped"
     # Nothing listens: the run fails with the connection error on the trace and no reward, instead of hanging.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    dead = f"http://127.0.0.1:{free_port()}/v1"
     [failed] = _evaluate(vf_python, tmp_path / "dead", env_id="AEPO/CalcQA-v0", base_url=dead, model="m",
                          env_kwargs=CALC, limit=1)
     [trace] = failed["traces"]
@@ -234,56 +229,19 @@ def test_agent_limit_and_dead_endpoint_end_episodes_cleanly(
 
 
 # ------------------------------------------------------------------------------------------ real vLLM server
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def vllm_url(vf_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """vLLM's OpenAI server on SmolLM2 (CPU, fp32), stopped with its engine process afterwards."""
     python = _interpreter("AEPO_VLLM_PYTHON", ".venv-vllm")
     if python is None:
-        pytest.skip("no interpreter with vLLM: create .venv-vllm (AEPO_SETUP_VLLM=1 bash scripts/setup.sh) "
-                    "or set AEPO_VLLM_PYTHON")
+        pytest.skip(VLLM_SKIP)
     from aepo_agent.models import cached_model_path, default_cache_dir
 
     model = cached_model_path("smollm2-135m-instruct")
     if model is None:
         pytest.skip(f"SmolLM2 is not in {default_cache_dir()}; run `aepo models fetch smollm2-135m-instruct`")
-    port, log_path = _free_port(), tmp_path_factory.mktemp("vllm_server") / "server.log"
-    cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model), "--served-model-name",
-           "smollm", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--max-model-len", "1024",
-           "--enforce-eager"]
-    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_ENABLE_V1_MULTIPROCESSING="0")
-    with open(log_path, "wb") as log:  # its own process group: the API server spawns an engine process
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the vLLM server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"the vLLM server was not up after 600 s:\n{log_path.read_text()[-4000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/v1/models", timeout=5) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                time.sleep(1.0)
+    with vllm_openai_server(python, model, tmp_path_factory.mktemp("vllm_server") / "server.log") as url:
         yield f"{url}/v1"
-    finally:
-        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(timeout=wait)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
 
 
 @pytest.mark.slow

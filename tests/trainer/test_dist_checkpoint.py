@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from local_services import free_port
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -26,12 +26,6 @@ from aepo_agent.trainer import dist_checkpoint as dc  # noqa: E402
 from aepo_agent.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -76,7 +70,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 
 def _launch_ranks(*args: Path) -> tuple[list[int], list[str]]:
     """Run dcp_worker.py as ranks 0 and 1 of a gloo group on 127.0.0.1; their exit codes and output."""
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2",
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2",
            "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     procs = [subprocess.Popen([sys.executable, str(Path(dcp_worker.__file__)), *map(str, args)],
                               env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
@@ -283,7 +277,7 @@ def test_sft_out_under_torchrun_saves_one_hf_dir(sft_config, tmp_path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
-                           "127.0.0.1", "--master-port", str(_free_port()), "-m", "aepo_agent.cli", "sft",
+                           "127.0.0.1", "--master-port", str(free_port()), "-m", "aepo_agent.cli", "sft",
                            str(sft_config("two")), "--out", str(tmp_path / "m2")],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]

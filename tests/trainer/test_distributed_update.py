@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from local_services import free_port
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -26,12 +26,6 @@ REPO = Path(__file__).resolve().parents[2]
 _TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _launch(out: Path, world: int | None) -> None:
     """The worker as one plain process (``world`` None) or as ``world`` ranks with the env:// variables."""
     base = {k: v for k, v in os.environ.items() if k not in _TORCHRUN_VARS}
@@ -39,7 +33,7 @@ def _launch(out: Path, world: int | None) -> None:
     ranks: list[dict[str, str]] = [{}] if world is None else [
         {"RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1"}
         for r in range(world)]
-    port = str(_free_port())
+    port = str(free_port())
     procs = [subprocess.Popen([sys.executable, worker.__file__, str(out)],
                               env={**base, **extra, **({"MASTER_PORT": port} if extra else {})},
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for extra in ranks]

@@ -11,24 +11,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from local_services import vllm_python
 
 REPO = Path(__file__).resolve().parents[2]
 _TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
-def _vllm_python() -> str | None:
-    """An interpreter with vLLM and the trainer: $AEPO_VLLM_PYTHON or the repository's .venv-vllm."""
-    for candidate in (os.environ.get("AEPO_VLLM_PYTHON"), str(REPO / ".venv-vllm" / "bin" / "python")):
-        if candidate and Path(candidate).is_file():
-            probe = subprocess.run([candidate, "-c", "import vllm, aepo_agent.trainer"], capture_output=True)
-            if probe.returncode == 0:
-                return candidate
-    return None
-
-
 @pytest.mark.slow
 def test_two_ranks_each_sample_the_trained_policy_with_a_colocated_vllm(tmp_path: Path) -> None:
-    python = _vllm_python()
+    python = vllm_python(("vllm", "aepo_agent.trainer"))
     if python is None:
         pytest.skip("no interpreter with vLLM and aepo: AEPO_SETUP_VLLM=1 bash scripts/setup.sh builds .venv-vllm")
     run_dir = tmp_path / "run"

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 
 import gymnasium as gym
 import requests
 
 import aepo_envs  # noqa: F401  (registers the ids)
+from aepo_envs.protocol import restore_stop
 
 
 def complete(base_url: str, model: str, messages: list[dict], stop: list[str], api_key: str | None) -> str:
@@ -28,11 +28,7 @@ def complete(base_url: str, model: str, messages: list[dict], stop: list[str], a
     stop_hit = choice.get("stop_reason")
     if isinstance(stop_hit, str) and not text.endswith(stop_hit):
         return text + stop_hit
-    if choice.get("finish_reason") == "stop":
-        opened = re.findall(r"<(search|python|browse|answer|tool_call)>", text)
-        if opened and f"</{opened[-1]}>" not in text.rsplit(f"<{opened[-1]}>", 1)[-1]:
-            text += f"</{opened[-1]}>"
-    return text
+    return restore_stop(text, stop) if choice.get("finish_reason") == "stop" else text
 
 
 def play(env: gym.Env, base_url: str, model: str, api_key: str | None, index: int) -> float:

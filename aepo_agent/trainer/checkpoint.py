@@ -17,6 +17,23 @@ import numpy as np
 import torch
 
 
+def rng_state() -> dict[str, Any]:
+    """This process's RNG states (python, numpy, torch, and CUDA when in use), for exact resume."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what ``rng_state`` captured."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def _ckpt_dir(run_dir: Path) -> Path:
     return run_dir / "checkpoints"
 
@@ -38,15 +55,7 @@ def save_checkpoint(
     tmp.mkdir()
     torch.save(model.state_dict(), tmp / "model.pt")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(
-        {
-            "step": step,
-            "python": random.getstate(),
-            "numpy": np.random.get_state(),
-            "torch": torch.get_rng_state(),
-        },
-        tmp / "state.pt",
-    )
+    torch.save({"step": step, **rng_state()}, tmp / "state.pt")
     publish_checkpoint(tmp, final, step, keep)
     return final
 
@@ -96,7 +105,5 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     model.load_state_dict(torch.load(path / "model.pt", weights_only=True))
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
     state = torch.load(path / "state.pt", weights_only=False)
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    set_rng_state(state)
     return state

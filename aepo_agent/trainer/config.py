@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from aepo_agent.rollout.config import RolloutConfig
+from aepo_envs.envs.config import apply_overrides
 
 
 class _Section(BaseModel):
@@ -179,14 +180,6 @@ class TrainConfig(_Section):
         return self
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``a.b.c=value`` → (["a", "b", "c"], value parsed as YAML)."""
-    if "=" not in text:
-        raise ValueError(f"override {text!r} must look like section.key=value")
-    key, raw = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw)
-
-
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML config, apply overrides, and validate. Errors name the bad key."""
     data: dict[str, Any] = {}
@@ -197,14 +190,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path} must contain a YAML mapping")
-    for item in overrides or []:
-        keys, value = parse_override(item)
-        node = data
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"override {item!r}: {k} is not a section")
-        node[keys[-1]] = value
+    data = apply_overrides(data, overrides or [])
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:

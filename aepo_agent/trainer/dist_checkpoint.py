@@ -9,7 +9,6 @@ position). The run dir must be on a filesystem every rank sees (one node, or a s
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import warnings
 from collections.abc import Iterator
@@ -17,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
@@ -31,7 +29,14 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
-from aepo_agent.trainer.checkpoint import checkpoint_format, load_checkpoint, publish_checkpoint, step_paths
+from aepo_agent.trainer.checkpoint import (
+    checkpoint_format,
+    load_checkpoint,
+    publish_checkpoint,
+    rng_state,
+    set_rng_state,
+    step_paths,
+)
 
 META_FILE = "meta.json"
 RNG_DIR = "rng"
@@ -66,21 +71,6 @@ def _local_io() -> Iterator[bool]:
         yield not _distributed()
 
 
-def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def save_sharded_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
                             extra: dict[str, Any], keep: int) -> Path:
     """Write ``checkpoints/step_N`` with DCP; collective on every rank (also works with no process group).
@@ -108,7 +98,7 @@ def save_sharded_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, op
         dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=tmp, no_dist=no_dist)
     if unstepped:  # the live run goes on as if no checkpoint had been taken
         optimizer.state.clear()
-    torch.save(_rng_state(), tmp / RNG_DIR / f"rank_{rank:05d}.pt")
+    torch.save(rng_state(), tmp / RNG_DIR / f"rank_{rank:05d}.pt")
     if rank == 0:
         (tmp / META_FILE).write_text(meta)
     _barrier()
@@ -135,7 +125,7 @@ def load_sharded_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch
     set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd)
     restored = int(meta["world_size"]) == world
     if restored:
-        _set_rng_state(torch.load(path / RNG_DIR / f"rank_{rank:05d}.pt", weights_only=False))
+        set_rng_state(torch.load(path / RNG_DIR / f"rank_{rank:05d}.pt", weights_only=False))
     return {**meta["extra"], "step": int(meta["step"]), "world_size": int(meta["world_size"]),
             "rng_restored": restored}
 

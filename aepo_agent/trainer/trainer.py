@@ -58,6 +58,7 @@ from aepo_agent.trainer.distributed import (
 from aepo_agent.trainer.optim import make_optimizer
 from aepo_agent.trainer.run_log import RunLogger, plot_run
 from aepo_envs.contract import env_tasks
+from aepo_envs.envs.config import deep_merge
 
 REFERENCE_FILE = "reference.pt"  # the KL reference weights when a warm start changed them
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -98,17 +99,6 @@ def build_engine(cfg: TrainConfig, model: torch.nn.Module, tokenizer: Any) -> En
     # vLLM's "auto" dtype is the checkpoint's (bf16 for SmolLM2): sample in the trainer's dtype unless told otherwise.
     kwargs = {"dtype": cfg.model.dtype, "seed": cfg.seed, **cfg.engine.vllm_kwargs}
     return VLLMEngine(str(resolve_model(cfg.model.name)), **kwargs)
-
-
-def merge_kwargs(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """``over`` deep-merged into a copy of ``base`` (nested dicts merge, other values replace)."""
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge_kwargs(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 class DataOrder:
@@ -245,7 +235,7 @@ class Trainer:
         from aepo_agent.rollout.demos import oracle_rows
         from aepo_agent.trainer.warm_start import sft_steps
 
-        env = gym.make(self.cfg.env.id, **merge_kwargs(self.cfg.env.kwargs, ws.env_kwargs))
+        env = gym.make(self.cfg.env.id, **deep_merge(self.cfg.env.kwargs, ws.env_kwargs))
         try:
             rows = oracle_rows(env, self.tokenizer, range(min(ws.demos, len(env_tasks(env)))))
         finally:
@@ -283,7 +273,7 @@ class Trainer:
                                 repetition_penalty=1.0, max_response_tokens=ev.max_response_tokens,
                                 limit=ev.held_out_limit, seed=self.cfg.seed + 7_919 * step,
                                 success_threshold=ev.success_threshold, tool_budgets=None)  # the env's own
-        spec = BenchmarkSpec(self.cfg.env.id, merge_kwargs(self.cfg.env.kwargs, ev.held_out_env_kwargs))
+        spec = BenchmarkSpec(self.cfg.env.id, deep_merge(self.cfg.env.kwargs, ev.held_out_env_kwargs))
         self.model.eval()
         with torch.no_grad(), self._generation():  # under torchrun every rank evaluates the same tasks
             report = run_eval(self.engine, self.tokenizer, [spec], settings, output_dir=None, progress=False)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,4 +108,24 @@ def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = deep_merge(dict(out[key]), value)
         else:
             out[key] = value
+    return out
+
+
+def apply_overrides(data: Mapping[str, Any], items: Iterable[str]) -> dict[str, Any]:
+    """``key.sub=value`` items applied to a copy of ``data``: dotted keys nest, values are parsed as YAML
+    (``world_kwargs.seed=3``, ``kinds=[product]``); the CLI's ``--set`` of ``aepo train`` and ``aepo-envs serve``."""
+    import yaml
+
+    out = copy.deepcopy(dict(data))
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"override {item!r} must look like key=value (dotted keys nest: section.key=value)")
+        node = out
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {part} is not a section")
+        node[leaf] = yaml.safe_load(raw)
     return out

@@ -451,23 +451,6 @@ async def serve(app: Any, host: str = "127.0.0.1", port: int = 8000) -> None:
     await uvicorn.Server(config).serve()
 
 
-def _parse_set(items: list[str]) -> dict[str, Any]:
-    """``["a.b=1", "c=[x]"]`` -> ``{"a": {"b": 1}, "c": ["x"]}`` (values are YAML)."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects key=value (dotted keys nest), got {item!r}")
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw)
-    return out
-
-
 def main(argv: list[str]) -> int:
     """``aepo-envs serve ID [--host H --port N --max-sessions N --idle-timeout S --config YAML --set k=v]``."""
     import argparse
@@ -475,7 +458,7 @@ def main(argv: list[str]) -> int:
 
     import yaml
 
-    from aepo_envs.envs.config import deep_merge
+    from aepo_envs.envs.config import apply_overrides
 
     parser = argparse.ArgumentParser(prog="aepo-envs serve", description=__doc__.splitlines()[0])
     parser.add_argument("env_id", help="registered env id, e.g. AEPO/CalcQA-v0")
@@ -495,7 +478,7 @@ def main(argv: list[str]) -> int:
             parser.error(f"--config {args.config} must hold a YAML mapping of env kwargs")
         kwargs = loaded
     try:
-        kwargs = deep_merge(kwargs, _parse_set(args.set))
+        kwargs = apply_overrides(kwargs, args.set)
     except ValueError as exc:
         parser.error(str(exc))
     if args.max_sessions < 1:

@@ -23,7 +23,7 @@ from typing import Any
 import gymnasium as gym
 
 from aepo_envs.contract import end_episode, end_episode_reward, env_stop_strings, env_tasks
-from aepo_envs.protocol import JsonToolCallParser
+from aepo_envs.protocol import JsonToolCallParser, restore_stop
 
 __all__ = [
     "ANSWER_TOOL",
@@ -227,20 +227,6 @@ def use_tool_chat_template(tokenizer: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------------------ rollout_func
-def restore_stop(text: str, stop_strings: Sequence[str]) -> str:
-    """Put back the closing tag an OpenAI-style ``stop`` stripped: if ``text`` leaves ``<tag>`` open and
-    ``</tag>`` is a stop string, append it. Call it only for turns that ended on a stop (not EOS or length)."""
-    if any(stop in text for stop in stop_strings):
-        return text
-    best, best_pos = None, -1
-    for stop in stop_strings:
-        if stop.startswith("</") and stop.endswith(">"):
-            pos = text.rfind("<" + stop[2:])
-            if pos > best_pos:
-                best, best_pos = stop, pos
-    return text + best if best is not None else text
-
-
 def env_reward(completions: list, env_reward: list[float], **_: Any) -> list[float]:
     """TRL reward function for ``EnvRollout``: the env's episode returns, passed through as an extra field."""
     return [float(r) for r in env_reward]

@@ -48,6 +48,7 @@ import gymnasium as gym
 
 import aepo_envs  # noqa: F401  (registers the AEPO/* ids)
 from aepo_envs.contract import end_episode, end_episode_reward, env_stop_strings, env_tasks
+from aepo_envs.protocol import restore_stop as _restore_stop
 
 if TYPE_CHECKING:
     from verifiers.v1.configs.cli.eval import EvalConfig
@@ -228,21 +229,9 @@ async def _play(env: gym.Env, interaction: vf.Interaction) -> tuple[float, dict[
 
 
 def restore_stop(text: str, stop_strings: Sequence[str], finish_reason: str | None) -> str:
-    """``text`` with the stop string the server stripped put back, so our env can parse the call.
-
-    OpenAI-style chat ``stop`` drops the matched string and reports only ``finish_reason="stop"`` (as for an
-    EOS): on such a finish, a reply that does not end with a stop string gets the closing tag of its last opened,
-    unclosed tag (``<python>...`` → ``...</python>``), the rule ``examples/openai_agent.py`` uses.
-    """
-    if finish_reason != "stop" or any(text.endswith(stop) for stop in stop_strings):
-        return text
-    best, best_at = None, -1
-    for stop in stop_strings:
-        if stop.startswith("</") and stop.endswith(">"):
-            at = text.rfind("<" + stop[2:])
-            if at > best_at and stop not in text[at:]:
-                best, best_at = stop, at
-    return text + best if best is not None else text
+    """``text`` with the stop string the server stripped put back (``aepo_envs.protocol.restore_stop``), on a
+    ``finish_reason`` "stop": chat ``stop`` drops the matched string and reports "stop" as for an EOS."""
+    return _restore_stop(text, stop_strings) if finish_reason == "stop" else text
 
 
 # ------------------------------------------------------------------------------------------------ entry points

@@ -9,7 +9,7 @@ from aepo_envs.protocol.parsers import (
     ToolSpec,
     make_parser,
 )
-from aepo_envs.protocol.text import sanitize, truncate_middle
+from aepo_envs.protocol.text import restore_stop, sanitize, truncate_middle
 
 __all__ = [
     "PARSERS",
@@ -22,6 +22,7 @@ __all__ = [
     "ToolCall",
     "ToolSpec",
     "make_parser",
+    "restore_stop",
     "sanitize",
     "truncate_middle",
 ]

@@ -19,33 +19,21 @@ import pytest
 
 pytest.importorskip("openenv.core", reason="needs openenv==0.10.0; run with .venv-openenv/bin/python -m pytest")
 
+from local_services import require_python_sandbox  # noqa: E402
 from openenv.core.env_server.types import WSErrorCode  # noqa: E402
 from openenv_server import descendants, port_open, served, wait_until  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.sync.client import connect as ws_connect  # noqa: E402
 
-from aepo_envs.integrations.openenv import AepoEnvClient, TextAction, _parse_set  # noqa: E402
+from aepo_envs.envs.config import apply_overrides  # noqa: E402
+from aepo_envs.integrations.openenv import AepoEnvClient, TextAction  # noqa: E402
 
 CALC = {"world_kwargs": {"n_questions": 40}, "expose_answer": True, "tool_configs": {"python": {"prestart": 0}}}
 
 
-def _sandbox_ok() -> None:
-    import gymnasium as gym
-
-    import aepo_envs  # noqa: F401
-
-    env = gym.make("AEPO/CalcQA-v0", world_kwargs={"n_questions": 1})
-    try:
-        out = env.unwrapped.tools["python"]({"code": "print(1)"})
-    finally:
-        env.close()
-    if out.text != "1":
-        pytest.skip(f"the python sandbox is unavailable here: {out.text[:200]}")
-
-
 @pytest.fixture(scope="module")
 def calc_server():
-    _sandbox_ok()
+    require_python_sandbox()
     with served(sys.executable, "AEPO/CalcQA-v0", CALC, max_sessions=32, idle_timeout=60) as server:
         yield server
 
@@ -179,7 +167,7 @@ def test_health_schema_metadata_and_stateless_http(calc_server) -> None:
 
 
 def test_clone_message_branches_and_an_unclaimed_clone_expires() -> None:
-    _sandbox_ok()
+    require_python_sandbox()
     with served(sys.executable, "AEPO/CalcQA-v0", CALC, max_sessions=4, idle_timeout=3) as server:
         ws_url = server.url.replace("http", "ws") + "/ws"
         with ws_connect(ws_url) as ws:
@@ -223,7 +211,7 @@ _VANISHING_CLIENT = textwrap.dedent("""
 
 @pytest.mark.parametrize("how", ["sigstop", "sigkill"])
 def test_a_vanished_client_leaves_no_env_sandbox_or_site_server(tmp_path: Path, how: str) -> None:
-    _sandbox_ok()
+    require_python_sandbox()
     pytest.importorskip("tantivy", reason="SynthWiki's search index needs tantivy (the 'tools' extra)")
     wiki = {"world_kwargs": {"n_entities": 200, "n_questions": 20, "seed": 3, "cache_dir": str(tmp_path)},
             "tools": ["search", "browse", "python"], "tool_configs": {"python": {"prestart": 0}}}
@@ -248,7 +236,7 @@ def test_a_vanished_client_leaves_no_env_sandbox_or_site_server(tmp_path: Path, 
 
 
 def test_serve_set_options_nest_dotted_keys_and_parse_yaml_values() -> None:
-    assert _parse_set(["world_kwargs.seed=3", "world_kwargs.kinds=[product]", "max_turns=4", "name=x"]) == {
+    assert apply_overrides({}, ["world_kwargs.seed=3", "world_kwargs.kinds=[product]", "max_turns=4", "name=x"]) == {
         "world_kwargs": {"seed": 3, "kinds": ["product"]}, "max_turns": 4, "name": "x"}
     with pytest.raises(ValueError, match="key=value"):
-        _parse_set(["max_turns"])
+        apply_overrides({}, ["max_turns"])

@@ -96,7 +96,7 @@ def test_tool_method_rejects_argument_names_that_are_not_identifiers() -> None:
         ("<python>print(1)", "<python>print(1)</python>"),  # stripped by an OpenAI-style stop
         ("<python>print(1)</python>", "<python>print(1)</python>"),  # kept: unchanged
         ("think <answer>\\boxed{3}", "think <answer>\\boxed{3}</answer>"),
-        ("<python>a</python> then <answer>b", "<python>a</python> then <answer>b"),  # a stop string is present
+        ("<python>a</python> then <answer>b", "<python>a</python> then <answer>b</answer>"),  # the open one
         ("<answer>x <python>y", "<answer>x <python>y</python>"),  # the tag opened last is the one cut
         ("no tags at all", "no tags at all"),
     ],

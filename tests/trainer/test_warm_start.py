@@ -10,8 +10,8 @@ transformers = pytest.importorskip("transformers")
 
 import aepo_envs  # noqa: E402,F401
 from aepo_agent.rollout.demos import oracle_rows  # noqa: E402
-from aepo_agent.trainer.trainer import merge_kwargs  # noqa: E402
 from aepo_agent.trainer.warm_start import sft_steps  # noqa: E402
+from aepo_envs.envs.config import deep_merge  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_sft_steps_fit_the_demonstrations(rows, tokenizer) -> None:
 
 def test_merge_kwargs_is_deep() -> None:
     base = {"max_turns": 4, "world_kwargs": {"seed": 0, "kinds": ["product"]}}
-    assert merge_kwargs(base, {"world_kwargs": {"seed": 1}}) == {
+    assert deep_merge(base, {"world_kwargs": {"seed": 1}}) == {
         "max_turns": 4, "world_kwargs": {"seed": 1, "kinds": ["product"]}}
     assert base["world_kwargs"]["seed"] == 0
 
